@@ -1,0 +1,29 @@
+# PGXS build of the extension: the pure C++ core (src/core) and the
+# PostgreSQL glue (src/pg) link into one pg_orch.so. Unit tests and fuzzers
+# are built by CMake (see CMakeLists.txt); `make installcheck` runs the
+# pg_regress suite in sql/ against a running server.
+EXTENSION = pg_orch
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_orch.control)
+DATA_built = pg_orch--$(EXTVERSION).sql
+MODULE_big = pg_orch
+
+CORE_SRCS = $(wildcard src/core/*.cpp)
+PG_SRCS = $(wildcard src/pg/*.cpp)
+OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=pg_orch
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -Isrc
+SHLIB_LINK = -lstdc++
+
+# No LLVM bitcode for JIT inlining: it would need clang++ at build time and
+# buys nothing for a worker that mostly waits on children.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+pg_orch--$(EXTVERSION).sql: src/pg_orch.sql
+	cp $< $@

@@ -1,0 +1,76 @@
+# Shared by the scripts: installing dependencies, building, and throwaway
+# PostgreSQL clusters. Servers run as the postgres OS user (PostgreSQL
+# refuses root), with their data directory and socket under /tmp, on a free
+# port, and are always stopped by stop_cluster (call it from a trap).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=/usr/lib/postgresql/15/bin
+export PATH="$PG_BIN:$PATH"
+
+DEPENDENCIES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl make g++ cmake libgtest-dev
+              nlohmann-json3-dev clang)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_dependencies() {
+  local missing=()
+  for package in "${DEPENDENCIES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_and_install() {
+  echo "== building and installing pg_orch"
+  make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+  as_root make -C "$ROOT" -s install PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+}
+
+run_as_postgres() { if [ "$(id -un)" = postgres ]; then "$@"; else as_root runuser -u postgres -- "$@"; fi; }
+
+free_port() {
+  local port
+  for port in $(seq 54320 54999); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$port" ]; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port" >&2
+  return 1
+}
+
+# start_cluster DATABASE [extra postgresql.conf lines...]: a new cluster whose
+# scheduler serves DATABASE. Sets PGHOST, PGPORT, PGUSER, CLUSTER_DIR.
+start_cluster() {
+  local database=$1
+  shift
+  CLUSTER_DIR=$(mktemp -d /tmp/pg_orch_cluster.XXXXXX)
+  chmod 755 "$CLUSTER_DIR"
+  as_root chown postgres: "$CLUSTER_DIR"
+  PGPORT=$(free_port)
+  PGHOST=$CLUSTER_DIR
+  PGUSER=postgres
+  export PGHOST PGPORT PGUSER CLUSTER_DIR
+  run_as_postgres initdb -D "$CLUSTER_DIR/data" -A trust -U postgres >/dev/null
+  {
+    echo "port = $PGPORT"
+    echo "listen_addresses = ''"
+    echo "unix_socket_directories = '$CLUSTER_DIR'"
+    echo "shared_preload_libraries = 'pg_orch'"
+    echo "orch.database_name = '$database'"
+    for line in "$@"; do echo "$line"; done
+  } | run_as_postgres tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+  run_as_postgres pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+}
+
+stop_cluster() {
+  [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR/data" ] || return 0
+  run_as_postgres pg_ctl -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  as_root rm -rf "$CLUSTER_DIR"
+  CLUSTER_DIR=
+}

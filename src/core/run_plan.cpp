@@ -1,0 +1,60 @@
+#include "core/run_plan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/placeholders.hpp"
+
+namespace orch {
+
+namespace {
+
+nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
+  nlohmann::json row = {
+      {"task_index", index},
+      {"name", task.name},
+      {"kind", task_kind_name(task.kind)},
+      {"command", nullptr},
+      {"shell", nullptr},
+      {"sql", nullptr},
+      {"working_directory", nullptr},
+      {"env", task.env},
+      {"timeout_ms", nullptr},
+      {"max_retries", task.max_retries},
+      {"retry_delay_ms", task.retry_delay.count()},
+      {"retry_backoff", task.retry_backoff},
+      {"depends_on", task.depends_on},
+  };
+  switch (task.kind) {
+    case TaskKind::Command: row["command"] = task.command; break;
+    case TaskKind::Shell: row["shell"] = task.shell; break;
+    case TaskKind::Sql: row["sql"] = task.sql; break;
+  }
+  if (!task.working_directory.empty()) row["working_directory"] = task.working_directory;
+  if (task.timeout.count() > 0) row["timeout_ms"] = task.timeout.count();
+  return row;
+}
+
+}  // namespace
+
+std::string normalized_tasks_json(const ProcessTypeSpec &spec) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t i = 0; i < spec.tasks.size(); ++i) rows.push_back(task_row(spec.tasks[i], i));
+  return rows.dump();
+}
+
+std::string materialize_run(const std::string &tasks_json, const std::string &input_json) {
+  ProcessTypeSpec spec = parse_process_type(tasks_json);
+  std::map<std::string, std::string> input_env = input_environment(input_json);
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t i = 0; i < spec.tasks.size(); ++i) {
+    TaskSpec task = spec.tasks[i];
+    if (task.kind == TaskKind::Command) task.command = substitute_placeholders(task.command, input_json, task.name);
+    // Task env cannot use the reserved ORCH_ prefix, so nothing is overwritten.
+    task.env.insert(input_env.begin(), input_env.end());
+    rows.push_back(task_row(task, i));
+  }
+  return rows.dump();
+}
+
+}  // namespace orch

@@ -1,0 +1,110 @@
+#include "pg/launcher.hpp"
+
+#include "pg/guards.hpp"
+#include "pg/scheduler.hpp"
+#include "pg/settings.hpp"
+
+extern "C" {
+#include "commands/dbcommands.h"
+}
+
+namespace orch::pg {
+
+namespace {
+
+constexpr long kRecheckMs = 1000;
+
+volatile sig_atomic_t got_sigterm = false;
+
+void handle_sigterm(SIGNAL_ARGS) {
+  int saved_errno = errno;
+  got_sigterm = true;
+  SetLatch(MyLatch);
+  errno = saved_errno;
+}
+
+Oid target_database() {
+  return pg_call([] {
+    StartTransactionCommand();
+    Oid oid = get_database_oid(settings.database_name, true);
+    CommitTransactionCommand();
+    return oid;
+  });
+}
+
+BackgroundWorkerHandle *start_scheduler(Oid database) {
+  return pg_call([&] {
+    BackgroundWorker worker = {};
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
+    strlcpy(worker.bgw_library_name, "pg_orch", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "orch_scheduler_main", BGW_MAXLEN);
+    snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orch scheduler %u", database);
+    strlcpy(worker.bgw_type, "pg_orch scheduler", BGW_MAXLEN);
+    worker.bgw_main_arg = ObjectIdGetDatum(database);
+    worker.bgw_notify_pid = MyProcPid;
+    BackgroundWorkerHandle *handle = nullptr;
+    if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+      ereport(WARNING, (errmsg("pg_orch could not start a scheduler"),
+                        errhint("Raise max_worker_processes.")));
+      return static_cast<BackgroundWorkerHandle *>(nullptr);
+    }
+    return handle;
+  });
+}
+
+bool is_running(BackgroundWorkerHandle *handle) {
+  pid_t pid;
+  return handle != nullptr && GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED;
+}
+
+void launcher_loop() {
+  BackgroundWorkerHandle *scheduler = nullptr;
+  while (!got_sigterm) {
+    pg_call([] {
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+    if (!is_running(scheduler)) {
+      Oid database = target_database();
+      scheduler = OidIsValid(database) ? start_scheduler(database) : nullptr;
+    }
+    // Woken when the scheduler starts or exits (bgw_notify_pid), or to look
+    // for a database that does not exist yet.
+    pg_call([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kRecheckMs, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+  }
+}
+
+}  // namespace
+
+void register_launcher() {
+  BackgroundWorker worker = {};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  worker.bgw_restart_time = 1;
+  strlcpy(worker.bgw_library_name, "pg_orch", BGW_MAXLEN);
+  strlcpy(worker.bgw_function_name, "orch_launcher_main", BGW_MAXLEN);
+  strlcpy(worker.bgw_name, "pg_orch launcher", BGW_MAXLEN);
+  strlcpy(worker.bgw_type, "pg_orch launcher", BGW_MAXLEN);
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace orch::pg
+
+extern "C" void orch_launcher_main(Datum) {
+  using namespace orch::pg;
+  pqsignal(SIGTERM, handle_sigterm);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  // No database: the launcher only reads the shared catalog pg_database.
+  BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+  cpp_entry([] { launcher_loop(); });
+  proc_exit(0);
+}

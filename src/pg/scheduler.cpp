@@ -1,0 +1,334 @@
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/child_supervisor.hpp"
+#include "core/output_text.hpp"
+#include "core/task_outcome.hpp"
+#include "pg/guards.hpp"
+#include "pg/scheduler.hpp"
+#include "pg/settings.hpp"
+#include "pg/shared_state.hpp"
+#include "pg/spi.hpp"
+
+namespace orch::pg {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+volatile sig_atomic_t got_sigterm = false;
+
+void handle_sigterm(SIGNAL_ARGS) {
+  int saved_errno = errno;
+  got_sigterm = true;
+  SetLatch(MyLatch);
+  errno = saved_errno;
+}
+
+// A child exited: wake up to reap it (its pipe may still be held open by a
+// grandchild, so EOF alone is not enough).
+void handle_sigchld(SIGNAL_ARGS) {
+  int saved_errno = errno;
+  SetLatch(MyLatch);
+  errno = saved_errno;
+}
+
+ChildSupervisor *exiting_children = nullptr;
+
+// Also on FATAL and postmaster death, which leave without unwinding.
+void kill_children_at_exit(int, Datum) {
+  if (exiting_children) exiting_children->kill_all();
+}
+
+// What the scheduler must remember about a launched attempt to decide its outcome.
+struct Attempt {
+  int attempt;
+  TaskSpec retry_policy;  // max_retries, retry_delay, retry_backoff
+};
+
+TaskSpec retry_policy_of(const Json &row) {
+  TaskSpec spec;
+  spec.max_retries = row.at("max_retries").get<int>();
+  spec.retry_delay = milliseconds(row.at("retry_delay_ms").get<long long>());
+  spec.retry_backoff = row.at("retry_backoff").get<double>();
+  return spec;
+}
+
+// The environment of every command: a few variables of the server's own,
+// then the task's env (which includes ORCH_INPUT_*), then what identifies it.
+std::vector<std::string> task_environment(const Json &row) {
+  std::vector<std::string> env;
+  for (const char *name : {"HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"})
+    if (const char *value = getenv(name)) env.push_back(std::string(name) + "=" + value);
+  const char *path = getenv("PATH");
+  env.push_back(std::string("PATH=") + (path ? path : "/usr/local/bin:/usr/bin:/bin"));
+  for (const auto &[key, value] : row.at("env").items()) env.push_back(key + "=" + value.get<std::string>());
+  env.push_back("ORCH_PROCESS_ID=" + row.at("process_id").get<std::string>());
+  env.push_back("ORCH_RUN_ID=" + std::to_string(row.at("run_id").get<long long>()));
+  env.push_back("ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
+  env.push_back("ORCH_TASK_NAME=" + row.at("name").get<std::string>());
+  env.push_back("ORCH_ATTEMPT=" + std::to_string(row.at("attempt").get<int>()));
+  return env;
+}
+
+SpawnRequest spawn_request(const Json &row) {
+  SpawnRequest request;
+  if (row.at("kind") == "shell") {
+    request.argv = {"/bin/sh", "-c", row.at("shell").get<std::string>()};
+  } else {
+    request.argv = row.at("command").get<std::vector<std::string>>();
+  }
+  request.env = task_environment(row);
+  if (!row.at("working_directory").is_null()) request.working_directory = row.at("working_directory");
+  if (!row.at("timeout_ms").is_null()) request.timeout = milliseconds(row.at("timeout_ms").get<long long>());
+  request.kill_grace = milliseconds(settings.kill_grace_ms);
+  request.max_output = static_cast<std::size_t>(settings.max_output);
+  return request;
+}
+
+class Scheduler {
+ public:
+  Scheduler() { exiting_children = &children_; }
+  ~Scheduler() { exiting_children = nullptr; }
+
+  void run() {
+    if (!wait_for_extension()) return;
+    // Runs stopped before now have no command here: recovery handles them.
+    stop_generation_seen_ = stop_generation();
+    recover_orphans();
+    while (!got_sigterm) {
+      try {
+        iterate();
+      } catch (const std::exception &e) {
+        if (!recover_from_error(e)) return;
+      }
+    }
+  }
+
+ private:
+  // One turn: record what finished, kill what was stopped, claim and launch
+  // what is ready, then sleep until the next event.
+  void iterate() {
+    reload_config_if_asked();
+    for (FinishedChild &child : children_.poll(steady_clock::now())) record_finished(std::move(child));
+
+    std::uint32_t generation = stop_generation();
+    bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
+    bool claim = settings.enabled && claim_wanted_ && children_.running() < capacity();
+    std::vector<Json> claimed;
+    if (!finished_.empty() || check_stops || claim) {
+      in_transaction([&] {
+        if (!finished_.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished_.dump()});
+        if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
+        if (claim) claimed = claim_tasks();
+      });
+      finished_ = Json::array();
+      if (check_stops) stop_generation_seen_ = generation;
+    }
+    launch(claimed);
+    // More may be ready if every free slot was filled: come straight back.
+    claim_wanted_ = !claimed.empty() && children_.running() < capacity();
+    if (!claim_wanted_ && finished_.empty()) wait_for_event();
+  }
+
+  std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
+
+  std::vector<Json> claim_tasks() {
+    std::size_t free_slots = capacity() - children_.running();
+    std::vector<Json> rows;
+    for (const std::string &text :
+         query("SELECT to_jsonb(c) FROM orch._claim_tasks($1::integer) c", {std::to_string(free_slots)}))
+      rows.push_back(Json::parse(text));
+    if (rows.size() < free_slots) {
+      // Nothing else is ready now: note when the next delayed retry is.
+      std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::text");
+      next_ready_ms_ = next.empty() || next[0].empty() ? -1 : std::stoll(next[0]);
+      next_ready_from_ = steady_clock::now();
+    }
+    return rows;
+  }
+
+  void launch(const std::vector<Json> &claimed) {
+    if (claimed.empty()) return;
+    Json started = Json::array();
+    auto now = steady_clock::now();
+    for (const Json &row : claimed) {
+      auto id = row.at("id").get<std::uint64_t>();
+      attempts_[id] = Attempt{row.at("attempt").get<int>(), retry_policy_of(row)};
+      int pid = 0;
+      try {
+        pid = children_.spawn(id, spawn_request(row), now);
+      } catch (const std::exception &e) {
+        // A request the supervisor refuses (say, a NUL byte) fails the task, not the worker.
+        record(id, Ending::SpawnFailed, -1, "", false, e.what());
+        continue;
+      }
+      if (pid > 0) started.push_back({{"id", id}, {"pid", pid}});
+    }
+    if (!started.empty()) in_transaction([&] { query("SELECT orch._tasks_started($1::jsonb)", {started.dump()}); });
+  }
+
+  void record_finished(FinishedChild child) {
+    record(child.id, child.ending, child.exit_code, child.output, child.output_truncated, child.error);
+  }
+
+  void record(std::uint64_t id, Ending ending, int exit_code, const std::string &output, bool truncated,
+              const std::string &error) {
+    auto found = attempts_.find(id);
+    if (found == attempts_.end()) return;
+    AttemptOutcome outcome = decide_outcome(ending, exit_code, found->second.attempt, found->second.retry_policy);
+    finished_.push_back({{"id", id},
+                         {"outcome", outcome_label(outcome.outcome)},
+                         {"retry_ms", outcome.retry_after.count()},
+                         {"exit_code", ending == Ending::Exited ? Json(exit_code) : Json(nullptr)},
+                         {"output", to_database_text(output)},
+                         {"truncated", truncated},
+                         {"error", error.empty() ? Json(nullptr) : Json(to_database_text(error))}});
+    attempts_.erase(found);
+    claim_wanted_ = true;  // a slot is free and dependents may be ready
+  }
+
+  std::string active_ids() const {
+    std::string ids = "{";
+    for (const auto &[id, attempt] : attempts_) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+    return ids + "}";
+  }
+
+  void stop_tasks(const std::vector<std::string> &ids) {
+    auto now = steady_clock::now();
+    for (const std::string &id : ids) children_.stop(std::stoull(id), now);
+  }
+
+  // Sleeps until the latch is set (start/stop committed, child exited,
+  // SIGTERM/SIGHUP), a child writes output, a deadline passes, or the safety
+  // net interval ends.
+  void wait_for_event() {
+    auto now = steady_clock::now();
+    long timeout = settings.poll_interval_ms;
+    if (auto deadline = children_.next_deadline())
+      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*deadline - now).count());
+    if (next_ready_ms_ >= 0) {
+      auto due = next_ready_from_ + milliseconds(next_ready_ms_);
+      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(due - now).count());
+    }
+    timeout = std::max(timeout, 0L);
+    std::vector<int> fds = children_.watched_fds();
+    int events = pg_call([&] {
+      WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, static_cast<int>(fds.size()) + 2);
+      AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+      AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+      for (int fd : fds) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+      WaitEvent fired[1];
+      int count = WaitEventSetWait(set, timeout, fired, 1, PG_WAIT_EXTENSION);
+      int what = count == 0 ? WL_TIMEOUT : fired[0].events;
+      FreeWaitEventSet(set);
+      if (what & WL_LATCH_SET) ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+      return what;
+    });
+    // Output alone needs no database work; anything else may mean work.
+    if (events & (WL_LATCH_SET | WL_TIMEOUT)) {
+      claim_wanted_ = true;
+      next_ready_ms_ = -1;
+    }
+  }
+
+  void reload_config_if_asked() {
+    pg_call([] {
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+  }
+
+  bool extension_exists() {
+    return pg_call([] {
+      StartTransactionCommand();
+      bool exists = OidIsValid(get_extension_oid("pg_orch", true));
+      CommitTransactionCommand();
+      return exists;
+    });
+  }
+
+  // Waits for CREATE EXTENSION pg_orch in this database; false on SIGTERM.
+  bool wait_for_extension() {
+    while (!got_sigterm && !extension_exists()) {
+      pg_call([] {
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+      });
+    }
+    return !got_sigterm;
+  }
+
+  // Tasks a previous scheduler left DISPATCHED or RUNNING: it crashed or the
+  // server stopped under it. Their process groups are killed, then each is
+  // retried if attempts remain or failed, saying why.
+  void recover_orphans() {
+    in_transaction([&] {
+      Json finished = Json::array();
+      for (const std::string &text : query("SELECT to_jsonb(o) FROM orch._orphaned_tasks() o")) {
+        Json row = Json::parse(text);
+        if (!row.at("pid").is_null() && row.at("pid").get<int>() > 1) kill_process_group(row.at("pid").get<int>());
+        AttemptOutcome outcome =
+            decide_outcome(Ending::Signaled, -1, row.at("attempt").get<int>(), retry_policy_of(row));
+        finished.push_back({{"id", row.at("id")},
+                            {"outcome", outcome_label(outcome.outcome)},
+                            {"retry_ms", outcome.retry_after.count()},
+                            {"exit_code", nullptr},
+                            {"output", nullptr},
+                            {"truncated", false},
+                            {"error", "the scheduler stopped while the task was running (server crash or restart); "
+                                      "its process group was killed"}});
+      }
+      if (!finished.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
+    });
+  }
+
+  // After a failed transaction: log, and go on unless the extension is gone.
+  bool recover_from_error(const std::exception &e) {
+    std::string message = e.what();
+    pg_call([&] { ereport(LOG, (errmsg("pg_orch scheduler: %s", message.c_str()))); });
+    if (!extension_exists()) return false;
+    pg_call([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+    });
+    claim_wanted_ = true;
+    return true;
+  }
+
+  ChildSupervisor children_;
+  std::unordered_map<std::uint64_t, Attempt> attempts_;  // launched, not yet recorded
+  Json finished_ = Json::array();                        // recorded at the next transaction
+  bool claim_wanted_ = true;
+  std::uint32_t stop_generation_seen_ = 0;
+  long long next_ready_ms_ = -1;  // -1: no delayed task known
+  steady_clock::time_point next_ready_from_;
+};
+
+}  // namespace
+}  // namespace orch::pg
+
+extern "C" void orch_scheduler_main(Datum database_oid) {
+  using namespace orch::pg;
+  pqsignal(SIGTERM, handle_sigterm);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGCHLD, handle_sigchld);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
+  before_shmem_exit(kill_children_at_exit, 0);
+  cpp_entry([] {
+    pg_call([] { register_scheduler(); });
+    Scheduler scheduler;
+    scheduler.run();
+  });
+  proc_exit(0);
+}

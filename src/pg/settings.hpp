@@ -1,0 +1,19 @@
+// The orch.* settings (GUCs). Defined once at load; read directly.
+#pragma once
+
+namespace orch::pg {
+
+struct Settings {
+  bool enabled;
+  char *database_name;
+  int max_concurrent_tasks;
+  int max_output;       // bytes of output kept per task
+  int kill_grace_ms;
+  int poll_interval_ms;  // safety net only: the scheduler is woken by events
+};
+
+extern Settings settings;
+
+void define_settings();
+
+}  // namespace orch::pg
