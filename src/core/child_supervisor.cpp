@@ -1,0 +1,455 @@
+#include "core/child_supervisor.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/error.hpp"
+
+namespace orch {
+
+// The last max_output bytes of a stream. It grows with the output, so a quiet
+// child costs little, and becomes a ring once full: appending is O(n) in the
+// new bytes whatever the limit.
+class ChildSupervisor::OutputTail {
+ public:
+  explicit OutputTail(std::size_t limit) : limit_(limit) {}
+
+  void append(const char *data, std::size_t size) {
+    if (size == 0) return;
+    if (size >= limit_) {
+      truncated_ = truncated_ || size > limit_ || !bytes_.empty();
+      bytes_.assign(data + (size - limit_), limit_);
+      start_ = 0;
+      return;
+    }
+    std::size_t room = limit_ - bytes_.size();
+    std::size_t grow = std::min(room, size);
+    bytes_.append(data, grow);
+    data += grow;
+    size -= grow;
+    if (size > 0) truncated_ = true;
+    while (size > 0) {
+      std::size_t chunk = std::min(size, limit_ - start_);
+      std::memcpy(&bytes_[start_], data, chunk);
+      start_ = (start_ + chunk) % limit_;
+      data += chunk;
+      size -= chunk;
+    }
+  }
+
+  std::string take() const { return bytes_.substr(start_) + bytes_.substr(0, start_); }
+  bool truncated() const { return truncated_; }
+
+ private:
+  std::size_t limit_;
+  std::string bytes_;
+  std::size_t start_ = 0;  // oldest byte, once bytes_ is full
+  bool truncated_ = false;
+};
+
+struct ChildSupervisor::Child {
+  enum class Cause { None, TimedOut, Stopped };
+
+  Child(std::uint64_t id_, int pid_, int fd_, const SpawnRequest &request, SteadyTime started_)
+      : id(id_),
+        pid(pid_),
+        fd(fd_),
+        output(request.max_output),
+        timeout(request.timeout),
+        kill_grace(request.kill_grace),
+        started(started_) {}
+
+  std::uint64_t id;
+  int pid;  // also the process group id
+  int fd;  // read end of the output pipe, -1 once closed
+  OutputTail output;
+  std::chrono::milliseconds timeout;
+  std::chrono::milliseconds kill_grace;
+  SteadyTime started;
+  Cause cause = Cause::None;
+  std::optional<SteadyTime> kill_at;  // set when SIGTERM was sent
+  bool kill_sent = false;
+};
+
+namespace {
+
+// A signal can interrupt any of these calls: the worker's handlers are not
+// installed with SA_RESTART everywhere.
+template <typename Call>
+auto retry_eintr(Call call) {
+  for (;;) {
+    auto result = call();
+    if (result != -1 || errno != EINTR) return result;
+  }
+}
+
+void close_fd(int &fd) {
+  if (fd >= 0) ::close(fd);  // never retried: on Linux the fd is gone even on EINTR
+  fd = -1;
+}
+
+// The group id stays reserved while its leader is alive or a zombie, and we
+// reap the leader only after its last signal, so this never hits a stranger.
+void signal_group(int pgid, int sig) { ::kill(-pgid, sig); }
+
+std::string quoted(const std::string &text) { return "\"" + text + "\""; }
+
+std::string format_duration(std::chrono::milliseconds duration) {
+  long long ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  char text[48];
+  std::snprintf(text, sizeof text, "%lld.%03lld", ms / 1000, ms % 1000);
+  std::string result = text;
+  result.erase(result.find_last_not_of('0') + 1);
+  return result + "s";
+}
+
+std::string signal_text(int sig) {
+  const char *name = ::strsignal(sig);
+  return std::to_string(sig) + " (" + (name != nullptr ? name : "unknown") + ")";
+}
+
+// Why the working directory is unusable, or "" if it looks fine. Checked
+// before spawning because a failed chdir in the child only reports an errno.
+std::string working_directory_problem(const std::string &dir) {
+  if (dir.empty()) return "";
+  struct stat info;
+  if (::stat(dir.c_str(), &info) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return "working directory " + quoted(dir) + " does not exist";
+    return "could not access working directory " + quoted(dir) + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(info.st_mode)) return "working directory " + quoted(dir) + " is not a directory";
+  if (::access(dir.c_str(), X_OK) != 0)
+    return "could not access working directory " + quoted(dir) + ": " + std::strerror(errno);
+  return "";
+}
+
+// The child's ends are dup2'ed onto 0..2, so ours must not already be there.
+int move_above_stdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return moved;
+}
+
+// The child's end blocks (a child writing to stdout must not see EAGAIN);
+// ours does not. Both are close-on-exec: only the dup2'ed copies survive.
+bool make_output_pipe(int &read_end, int &write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+  read_end = move_above_stdio(fds[0]);
+  write_end = move_above_stdio(fds[1]);
+  if (read_end < 0 || write_end < 0 || ::fcntl(read_end, F_SETFL, O_NONBLOCK) != 0) {
+    int saved = errno;
+    close_fd(read_end);
+    close_fd(write_end);
+    errno = saved;
+    return false;
+  }
+  return true;
+}
+
+// posix_spawn's C objects, destroyed on every path.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  bool have_actions = false;
+  bool have_attributes = false;
+
+  ~SpawnSetup() {
+    if (have_actions) posix_spawn_file_actions_destroy(&actions);
+    if (have_attributes) posix_spawnattr_destroy(&attributes);
+  }
+
+  // Returns 0 or an errno value.
+  int prepare(int write_end, const std::string &working_directory) {
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    have_actions = true;
+    rc = posix_spawnattr_init(&attributes);
+    if (rc != 0) return rc;
+    have_attributes = true;
+
+    if ((rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) != 0) return rc;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, write_end, 1)) != 0) return rc;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, write_end, 2)) != 0) return rc;
+    if (!working_directory.empty() &&
+        (rc = posix_spawn_file_actions_addchdir_np(&actions, working_directory.c_str())) != 0)
+      return rc;
+    // PostgreSQL keeps many descriptors without close-on-exec (data files,
+    // sockets): a command, or a grandchild left behind, must not hold them.
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) return rc;
+
+    // The worker ignores SIGPIPE and blocks signals at times; the command
+    // must start with the defaults a shell would give it. Every bit is set by
+    // hand: sigfillset leaves out glibc's two internal signals, which
+    // posix_spawn would then leave ignored in the child.
+    sigset_t all, none;
+    std::memset(&all, 0xff, sizeof all);
+    sigemptyset(&none);
+    if ((rc = posix_spawnattr_setsigdefault(&attributes, &all)) != 0) return rc;
+    if ((rc = posix_spawnattr_setsigmask(&attributes, &none)) != 0) return rc;
+    if ((rc = posix_spawnattr_setpgroup(&attributes, 0)) != 0) return rc;
+    short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    return posix_spawnattr_setflags(&attributes, flags);
+  }
+};
+
+void check_request(const SpawnRequest &request) {
+  if (request.argv.empty()) throw InvalidInput("argv must not be empty");
+  if (request.argv[0].empty()) throw InvalidInput("argv[0] must not be empty");
+  auto has_nul = [](const std::string &s) { return s.find('\0') != std::string::npos; };
+  for (const auto &arg : request.argv)
+    if (has_nul(arg)) throw InvalidInput("argv must not contain a NUL byte");
+  for (const auto &entry : request.env) {
+    if (has_nul(entry)) throw InvalidInput("env must not contain a NUL byte");
+    if (entry.find('=') == std::string::npos || entry[0] == '=')
+      throw InvalidInput("env entry " + quoted(entry) + " is not KEY=VALUE");
+  }
+  if (has_nul(request.working_directory)) throw InvalidInput("working_directory must not contain a NUL byte");
+  if (request.timeout.count() < 0) throw InvalidInput("timeout must not be negative");
+  if (request.kill_grace.count() < 0) throw InvalidInput("kill_grace must not be negative");
+}
+
+std::vector<char *> c_strings(const std::vector<std::string> &strings) {
+  std::vector<char *> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const auto &s : strings) pointers.push_back(const_cast<char *>(s.c_str()));
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+FinishedChild spawn_failure(std::uint64_t id, std::string message, SteadyTime now) {
+  FinishedChild failed;
+  failed.id = id;
+  failed.pid = 0;
+  failed.ending = Ending::SpawnFailed;
+  failed.error = std::move(message);
+  failed.started = failed.ended = now;
+  return failed;
+}
+
+enum class ExitPeek { Running, Exited, Lost };
+
+// Looks without reaping, so the group id stays reserved for signal_group.
+ExitPeek peek_exit(int pid) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  int rc = retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT); });
+  if (rc != 0) return ExitPeek::Lost;  // ECHILD: someone reaped it behind our back
+  return info.si_pid == 0 ? ExitPeek::Running : ExitPeek::Exited;
+}
+
+}  // namespace
+
+ChildSupervisor::ChildSupervisor() = default;
+
+ChildSupervisor::~ChildSupervisor() { kill_all(); }
+
+bool ChildSupervisor::id_in_use(std::uint64_t id) const {
+  auto same = [id](const auto &c) { return c.id == id; };
+  return std::any_of(children_.begin(), children_.end(), same) ||
+         std::any_of(failed_.begin(), failed_.end(), same);
+}
+
+int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, SteadyTime now) {
+  check_request(request);
+  if (id_in_use(id)) throw std::runtime_error("child id " + std::to_string(id) + " is already in use");
+  children_.reserve(children_.size() + 1);  // so nothing below can throw once the child runs
+  failed_.reserve(failed_.size() + 1);
+
+  std::string problem = working_directory_problem(request.working_directory);
+  if (!problem.empty()) {
+    failed_.push_back(spawn_failure(id, std::move(problem), now));
+    return 0;
+  }
+  std::vector<char *> argv = c_strings(request.argv);
+  std::vector<char *> envp = c_strings(request.env);
+
+  int read_end = -1, write_end = -1;
+  if (!make_output_pipe(read_end, write_end)) {
+    failed_.push_back(spawn_failure(id, std::string("could not create pipe: ") + std::strerror(errno), now));
+    return 0;
+  }
+  SpawnSetup setup;
+  int rc = setup.prepare(write_end, request.working_directory);
+  if (rc != 0) {
+    close_fd(read_end);
+    close_fd(write_end);
+    failed_.push_back(spawn_failure(id, std::string("could not prepare spawn: ") + std::strerror(rc), now));
+    return 0;
+  }
+  pid_t pid = 0;
+  // glibc reports exec and chdir failures here, not as exit code 127.
+  rc = posix_spawnp(&pid, argv[0], &setup.actions, &setup.attributes, argv.data(), envp.data());
+  close_fd(write_end);  // only the child writes: EOF comes when its group closes it
+  if (rc != 0) {
+    close_fd(read_end);
+    failed_.push_back(
+        spawn_failure(id, "could not execute " + quoted(request.argv[0]) + ": " + std::strerror(rc), now));
+    return 0;
+  }
+  children_.emplace_back(id, static_cast<int>(pid), read_end, request, now);
+  return static_cast<int>(pid);
+}
+
+void ChildSupervisor::read_output(Child &child) {
+  // Read until EAGAIN so a chatty child never sits on a full pipe, but stop
+  // after a budget so one child cannot hold the worker: the fd stays
+  // readable and the next wait returns at once.
+  constexpr std::size_t kBudget = 4 << 20;
+  char buffer[64 * 1024];
+  std::size_t total = 0;
+  while (child.fd >= 0 && total < kBudget) {
+    ssize_t n = ::read(child.fd, buffer, sizeof buffer);
+    if (n > 0) {
+      child.output.append(buffer, static_cast<std::size_t>(n));
+      total += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    } else {
+      close_fd(child.fd);  // EOF, or an error that would repeat forever
+    }
+  }
+}
+
+void ChildSupervisor::send_term(Child &child, SteadyTime now) {
+  signal_group(child.pid, SIGTERM);
+  child.kill_at = now + child.kill_grace;
+}
+
+void ChildSupervisor::apply_deadlines(Child &child, SteadyTime now) {
+  if (!child.kill_at && child.timeout.count() > 0 && now >= child.started + child.timeout) {
+    child.cause = Child::Cause::TimedOut;
+    send_term(child, now);
+  }
+  if (child.kill_at && !child.kill_sent && now >= *child.kill_at) {
+    signal_group(child.pid, SIGKILL);
+    child.kill_sent = true;
+  }
+}
+
+void ChildSupervisor::stop(std::uint64_t id, SteadyTime now) {
+  for (auto &child : children_) {
+    if (child.id != id) continue;
+    if (!child.kill_at) {
+      child.cause = Child::Cause::Stopped;
+      send_term(child, now);
+    }
+    apply_deadlines(child, now);  // a zero grace kills at once
+    return;
+  }
+}
+
+std::vector<FinishedChild> ChildSupervisor::poll(SteadyTime now) {
+  std::vector<FinishedChild> finished = std::move(failed_);
+  failed_.clear();
+  for (auto it = children_.begin(); it != children_.end();) {
+    Child &child = *it;
+    read_output(child);
+    ExitPeek peek = peek_exit(child.pid);
+    if (peek == ExitPeek::Running) {
+      apply_deadlines(child, now);
+      ++it;
+      continue;
+    }
+    int status = 0;
+    bool known = false;
+    if (peek == ExitPeek::Exited) {
+      // The leader is a zombie: its group id is still ours to signal. No
+      // grandchild may outlive the task or keep the pipe open.
+      signal_group(child.pid, SIGKILL);
+      read_output(child);
+      known = retry_eintr([&] { return ::waitpid(child.pid, &status, 0); }) == child.pid;
+    }
+    close_fd(child.fd);
+
+    FinishedChild done;
+    done.id = child.id;
+    done.pid = child.pid;
+    done.output = child.output.take();
+    done.output_truncated = child.output.truncated();
+    done.started = child.started;
+    done.ended = now;
+    if (known && WIFSIGNALED(status)) done.signal = WTERMSIG(status);
+    if (child.cause == Child::Cause::TimedOut) {
+      done.ending = Ending::TimedOut;
+      done.error = "timed out after " + format_duration(child.timeout);
+    } else if (child.cause == Child::Cause::Stopped) {
+      done.ending = Ending::Stopped;
+      done.error = "stopped";
+    } else if (known && WIFEXITED(status)) {
+      done.ending = Ending::Exited;
+      done.exit_code = WEXITSTATUS(status);
+      if (done.exit_code != 0) done.error = "exited with code " + std::to_string(done.exit_code);
+    } else if (known) {
+      done.ending = Ending::Signaled;
+      done.error = "killed by signal " + signal_text(done.signal);
+      if (WCOREDUMP(status)) done.error += ", core dumped";
+    } else {
+      done.ending = Ending::Signaled;
+      done.error = "exit status lost: the process was reaped by someone else";
+    }
+    finished.push_back(std::move(done));
+    it = children_.erase(it);
+  }
+  return finished;
+}
+
+std::vector<int> ChildSupervisor::watched_fds() const {
+  std::vector<int> fds;
+  for (const auto &child : children_)
+    if (child.fd >= 0) fds.push_back(child.fd);
+  return fds;
+}
+
+std::optional<SteadyTime> ChildSupervisor::next_deadline() const {
+  std::optional<SteadyTime> earliest;
+  auto consider = [&earliest](SteadyTime t) {
+    if (!earliest || t < *earliest) earliest = t;
+  };
+  for (const auto &failed : failed_) consider(failed.ended);
+  for (const auto &child : children_) {
+    if (!child.kill_at && child.timeout.count() > 0) consider(child.started + child.timeout);
+    if (child.kill_at && !child.kill_sent) consider(*child.kill_at);
+  }
+  return earliest;
+}
+
+std::size_t ChildSupervisor::running() const { return children_.size(); }
+
+void ChildSupervisor::kill_all() noexcept {
+  // Signal every group first so they die in parallel, then reap.
+  for (const auto &child : children_) signal_group(child.pid, SIGKILL);
+  for (auto &child : children_) {
+    int status;
+    retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
+    close_fd(child.fd);
+  }
+  children_.clear();
+  failed_.clear();
+}
+
+bool kill_process_group(int pgid) {
+  if (pgid <= 1) throw InvalidInput("process group id must be greater than 1, got " + std::to_string(pgid));
+  if (pgid == static_cast<int>(::getpgrp())) return false;
+  return ::kill(-pgid, SIGKILL) == 0;
+}
+
+}  // namespace orch
