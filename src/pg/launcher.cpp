@@ -5,7 +5,11 @@
 #include "pg/settings.hpp"
 
 extern "C" {
-#include "commands/dbcommands.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_database.h"
 }
 
 namespace orch::pg {
@@ -23,10 +27,25 @@ void handle_sigterm(SIGNAL_ARGS) {
   errno = saved_errno;
 }
 
+// Without a database only nailed catalogs can be read, so this scans
+// pg_database itself rather than use get_database_oid() and its index.
 Oid target_database() {
   return pg_call([] {
+    Oid oid = InvalidOid;
     StartTransactionCommand();
-    Oid oid = get_database_oid(settings.database_name, true);
+    PushActiveSnapshot(GetTransactionSnapshot());
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    while (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
+      auto *database = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+      if (strcmp(NameStr(database->datname), settings.database_name) == 0 && database->datallowconn) {
+        oid = database->oid;
+        break;
+      }
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    PopActiveSnapshot();
     CommitTransactionCommand();
     return oid;
   });

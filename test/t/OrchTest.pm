@@ -1,0 +1,59 @@
+# Helpers shared by the TAP tests: a cluster with pg_orch preloaded, and
+# checks on OS processes.
+package OrchTest;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use Exporter 'import';
+
+our @EXPORT = qw(orch_node alive wait_until scheduler_pid);
+
+# A started node with pg_orch preloaded and created in "postgres".
+sub orch_node {
+	my ($name, @conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', join("\n",
+		"shared_preload_libraries = 'pg_orch'",
+		"orch.database_name = 'postgres'", "restart_after_crash = on", @conf) . "\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_orch');
+	return $node;
+}
+
+# Is the process alive? A zombie (killed, not yet reaped) counts as dead.
+sub alive {
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return 0;
+	my $stat = <$fh>;
+	close $fh;
+	return $stat =~ /^\d+ \(.*\) ([A-Za-z])/ && $1 ne 'Z';
+}
+
+# Polls $check every 20 ms until it returns true or $seconds pass.
+sub wait_until {
+	my ($seconds, $check) = @_;
+	my $deadline = time() + $seconds;
+	while (time() < $deadline) {
+		return 1 if $check->();
+		usleep(20_000);
+	}
+	return $check->() ? 1 : 0;
+}
+
+sub scheduler_pid {
+	my ($node) = @_;
+	my $pid;
+	wait_until(30, sub {
+		$pid = $node->safe_psql('postgres',
+			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orch scheduler'");
+		return $pid ne '';
+	});
+	return $pid;
+}
+
+1;
