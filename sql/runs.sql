@@ -117,6 +117,9 @@ SELECT r.total_tasks, array_agg(t.name ORDER BY t.task_index) AS names
 FROM orch.runs r JOIN orch.tasks t ON t.run_id = r.id
 WHERE r.id = (SELECT current_run_id FROM orch.processes WHERE id = 'hello') GROUP BY r.total_tasks;
 
+SELECT type, processes, pending, in_progress, completed, failed, stopped, runs
+FROM orch.stats ORDER BY type;
+
 -- Statuses move only along the lifecycle.
 UPDATE orch.tasks SET status = 'RUNNING' WHERE process_id = 'hello' AND status = 'COMPLETED';
 UPDATE orch.runs SET status = 'PENDING' WHERE process_id = 'hello';

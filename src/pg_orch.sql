@@ -354,6 +354,23 @@ LEFT JOIN orch.runs r ON r.id = p.current_run_id
 LEFT JOIN LATERAL (SELECT jsonb_array_length(t.tasks) AS total_tasks
                    FROM orch.process_types t WHERE t.name = p.type) pt ON true;
 
+-- Per process type: how many processes are in each status, and their runs.
+CREATE VIEW orch.stats AS
+SELECT p.type,
+       count(*) AS processes,
+       count(*) FILTER (WHERE p.status = 'PENDING') AS pending,
+       count(*) FILTER (WHERE p.status = 'IN_PROGRESS') AS in_progress,
+       count(*) FILTER (WHERE p.status = 'COMPLETED') AS completed,
+       count(*) FILTER (WHERE p.status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE p.status = 'STOPPED') AS stopped,
+       sum(r.runs) AS runs,
+       avg(r.average_duration) AS average_run_duration
+FROM orch.processes p
+LEFT JOIN LATERAL (SELECT count(*) AS runs,
+                          avg(completed_at - started_at) FILTER (WHERE status = 'COMPLETED') AS average_duration
+                   FROM orch.runs WHERE process_id = p.id) r ON true
+GROUP BY p.type;
+
 CREATE FUNCTION orch.process_state(id text)
 RETURNS TABLE (process_id text, type text, status orch.status, run_id bigint, triggered_by text,
                current_task_index integer, total_tasks integer, started_at timestamptz,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/child_supervisor.hpp"
+#include "core/orphaned_group.hpp"
 #include "core/output_text.hpp"
 #include "core/task_outcome.hpp"
 #include "pg/guards.hpp"
@@ -276,7 +277,8 @@ class Scheduler {
       Json finished = Json::array();
       for (const std::string &text : query("SELECT to_jsonb(o) FROM orch._orphaned_tasks() o")) {
         Json row = Json::parse(text);
-        if (!row.at("pid").is_null() && row.at("pid").get<int>() > 1) kill_process_group(row.at("pid").get<int>());
+        if (!row.at("pid").is_null())
+          kill_orphaned_group(row.at("pid").get<int>(), "ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
         AttemptOutcome outcome =
             decide_outcome(Ending::Signaled, -1, row.at("attempt").get<int>(), retry_policy_of(row));
         finished.push_back({{"id", row.at("id")},

@@ -36,6 +36,24 @@ my $grandchild = slurp_file("$dir/hang.pid");
 chomp $grandchild;
 ok(wait_until(5, sub { !alive($grandchild) }), 'grandchild of the timed-out command is gone');
 
+# orch.stop() kills the command's whole group too.
+$node->safe_psql('postgres', qq{
+  SELECT orch.define_process_type('stoppable', '[{"name": "hang",
+    "command": ["/bin/sh", "-c", "sleep 300 & echo \$! > $dir/stop.pid; wait"]}]');
+  SELECT orch.create_process('stoppable-1', 'stoppable');
+  SELECT orch.start('stoppable-1');
+});
+ok(wait_until(30, sub { -s "$dir/stop.pid" }), 'stoppable command started');
+ok($node->poll_query_until('postgres', "SELECT status = 'RUNNING' FROM orch.tasks WHERE process_id = 'stoppable-1'"),
+	'stoppable task RUNNING');
+is($node->safe_psql('postgres', "SELECT orch.stop('stoppable-1') IS NOT NULL; SELECT orch.wait('stoppable-1', '30 seconds')"),
+	"t\nSTOPPED", 'stopped');
+is($node->safe_psql('postgres', "SELECT status FROM orch.tasks WHERE process_id = 'stoppable-1'"), 'STOPPED',
+	'task STOPPED');
+$grandchild = slurp_file("$dir/stop.pid");
+chomp $grandchild;
+ok(wait_until(5, sub { !alive($grandchild) }), 'grandchild of the stopped command is gone');
+
 # A command that ignores SIGTERM is killed kill_grace later.
 $node->safe_psql('postgres', q{
   SELECT orch.define_process_type('stubborn', '[{"name": "ignore-term", "timeout": "300ms",
