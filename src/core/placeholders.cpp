@@ -1,0 +1,108 @@
+#include "core/placeholders.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace orch {
+namespace {
+
+using json = nlohmann::json;
+
+std::string quote(const std::string &text) {
+  constexpr std::size_t kMax = 100;
+  std::string shown = text.size() > kMax ? text.substr(0, kMax) + "..." : text;
+  return json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json parse_input(const std::string &input_json) {
+  if (input_json.empty()) return json::object();
+  json input;
+  try {
+    input = json::parse(input_json, [](int depth, json::parse_event_t, json &) {
+      if (depth > kMaxInputDepth)
+        throw InvalidInput("input data is nested too deeply (more than " + std::to_string(kMaxInputDepth) +
+                           " levels)");
+      return true;
+    });
+  } catch (const json::exception &) {
+    throw InvalidInput("input data is not valid JSON");
+  }
+  if (!input.is_object()) throw InvalidInput("input data must be a JSON object");
+  return input;
+}
+
+std::string render(const json &value) {
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool is_key_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+         c == '-';
+}
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+}  // namespace
+
+std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
+                                                 const std::string &task_name) {
+  json input = parse_input(input_json);
+  std::vector<std::string> out;
+  out.reserve(argv.size());
+  for (const std::string &arg : argv) {
+    std::string result;
+    std::size_t i = 0;
+    while (i < arg.size()) {
+      if (arg.compare(i, 2, "{{") == 0) {
+        std::size_t j = i + 2;
+        while (j < arg.size() && is_blank(arg[j])) ++j;
+        std::size_t key_start = j;
+        while (j < arg.size() && is_key_char(arg[j])) ++j;
+        std::size_t key_end = j;
+        while (j < arg.size() && is_blank(arg[j])) ++j;
+        if (key_end > key_start && arg.compare(j, 2, "}}") == 0) {
+          std::string key = arg.substr(key_start, key_end - key_start);
+          auto it = input.find(key);
+          std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
+          if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");
+          std::string value = render(*it);
+          if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
+          result += value;
+          i = j + 2;
+          continue;
+        }
+      }
+      result += arg[i++];
+    }
+    out.push_back(std::move(result));
+  }
+  return out;
+}
+
+std::map<std::string, std::string> input_environment(const std::string &input_json) {
+  json input = parse_input(input_json);
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> source_key;  // variable -> input key, for the collision message
+  for (const auto &item : input.items()) {
+    std::string name = "ORCH_INPUT_";
+    for (char c : item.key()) {
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+      name += ok ? c : '_';
+    }
+    auto [it, inserted] = source_key.emplace(name, item.key());
+    if (!inserted)
+      throw InvalidInput("input data keys " + quote(it->second) + " and " + quote(item.key()) +
+                         " both map to environment variable " + name);
+    std::string value = render(item.value());
+    if (value.find('\0') != std::string::npos)
+      throw InvalidInput("input data key " + quote(item.key()) + " contains a NUL byte and cannot be passed as " +
+                         name);
+    env.emplace(name, std::move(value));
+  }
+  return env;
+}
+
+}  // namespace orch

@@ -1,0 +1,34 @@
+// How input data reaches a task: {{key}} placeholders inside single argv
+// elements of command tasks, ORCH_INPUT_<KEY> variables for every task.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/cpp_only.hpp"
+
+namespace orch {
+
+// Deepest nesting accepted in input data; rendering values recurses.
+constexpr int kMaxInputDepth = 1000;
+
+// Replaces each {{key}} (key of [A-Za-z0-9_.-]+, spaces allowed inside the
+// braces) with the value of that top-level key of input_json, within the
+// one element it appears in: an input value can never become a second
+// argument. Strings are inserted verbatim; numbers, booleans and null as
+// JSON text; objects and arrays as compact JSON. Inserted values are not
+// scanned again, and a "{{" that does not start a placeholder stays as is.
+// input_json is a JSON object ("" counts as {}).
+// Throws InvalidInput(`task "x": placeholder {{key}} has no value in the
+// input data`), and for a value with a NUL byte or bad input_json.
+std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
+                                                 const std::string &task_name);
+
+// ORCH_INPUT_<KEY> -> value for each top-level key of input_json (rendered
+// as above). KEY is the key upper-cased with every character outside
+// [A-Z0-9_] replaced by '_'. Throws InvalidInput when two keys map to the
+// same variable, or a value holds a NUL byte.
+std::map<std::string, std::string> input_environment(const std::string &input_json);
+
+}  // namespace orch
