@@ -60,9 +60,18 @@ TaskSpec retry_policy_of(const Json &row) {
   return spec;
 }
 
+// Marks every command this scheduler starts, so that a later scheduler of
+// the same cluster and database can find leftovers after a crash.
+std::string scheduler_marker() {
+  return pg_call([] {
+    return std::string("ORCH_SCHEDULER=") + std::to_string(GetSystemIdentifier()) + "/" +
+           std::to_string(MyDatabaseId);
+  });
+}
+
 // The environment of every command: a few variables of the server's own,
 // then the task's env (which includes ORCH_INPUT_*), then what identifies it.
-std::vector<std::string> task_environment(const Json &row) {
+std::vector<std::string> task_environment(const Json &row, const std::string &marker) {
   std::vector<std::string> env;
   for (const char *name : {"HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"})
     if (const char *value = getenv(name)) env.push_back(std::string(name) + "=" + value);
@@ -74,17 +83,18 @@ std::vector<std::string> task_environment(const Json &row) {
   env.push_back("ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
   env.push_back("ORCH_TASK_NAME=" + row.at("name").get<std::string>());
   env.push_back("ORCH_ATTEMPT=" + std::to_string(row.at("attempt").get<int>()));
+  env.push_back(marker);
   return env;
 }
 
-SpawnRequest spawn_request(const Json &row) {
+SpawnRequest spawn_request(const Json &row, const std::string &marker) {
   SpawnRequest request;
   if (row.at("kind") == "shell") {
     request.argv = {"/bin/sh", "-c", row.at("shell").get<std::string>()};
   } else {
     request.argv = row.at("command").get<std::vector<std::string>>();
   }
-  request.env = task_environment(row);
+  request.env = task_environment(row, marker);
   if (!row.at("working_directory").is_null()) request.working_directory = row.at("working_directory");
   if (!row.at("timeout_ms").is_null()) request.timeout = milliseconds(row.at("timeout_ms").get<long long>());
   request.kill_grace = milliseconds(settings.kill_grace_ms);
@@ -163,7 +173,7 @@ class Scheduler {
       attempts_[id] = Attempt{row.at("attempt").get<int>(), retry_policy_of(row)};
       int pid = 0;
       try {
-        pid = children_.spawn(id, spawn_request(row), now);
+        pid = children_.spawn(id, spawn_request(row, marker_), now);
       } catch (const std::exception &e) {
         // A request the supervisor refuses (say, a NUL byte) fails the task, not the worker.
         record(id, Ending::SpawnFailed, -1, "", false, e.what());
@@ -171,7 +181,14 @@ class Scheduler {
       }
       if (pid > 0) started.push_back({{"id", id}, {"pid", pid}});
     }
-    if (!started.empty()) in_transaction([&] { query("SELECT orch._tasks_started($1::jsonb)", {started.dump()}); });
+    // Recorded without waiting for the WAL flush: the DISPATCHED commit
+    // already made the attempt durable, and a crash before this one is
+    // flushed loses only the pid, which recovery does not need (markers).
+    if (!started.empty())
+      in_transaction([&] {
+        query("SET LOCAL synchronous_commit = off");
+        query("SELECT orch._tasks_started($1::jsonb)", {started.dump()});
+      });
   }
 
   void record_finished(FinishedChild child) {
@@ -273,6 +290,7 @@ class Scheduler {
   // server stopped under it. Their process groups are killed, then each is
   // retried if attempts remain or failed, saying why.
   void recover_orphans() {
+    kill_marked_processes(marker_);
     in_transaction([&] {
       Json finished = Json::array();
       for (const std::string &text : query("SELECT to_jsonb(o) FROM orch._orphaned_tasks() o")) {
@@ -307,6 +325,7 @@ class Scheduler {
     return true;
   }
 
+  const std::string marker_ = scheduler_marker();
   ChildSupervisor children_;
   std::unordered_map<std::uint64_t, Attempt> attempts_;  // launched, not yet recorded
   Json finished_ = Json::array();                        // recorded at the next transaction

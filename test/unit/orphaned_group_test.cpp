@@ -83,3 +83,19 @@ TEST(OrphanedGroup, RefusesInitAndNonsense) {
   EXPECT_FALSE(orch::kill_orphaned_group(0, "ORCH_TASK_ID=1"));
   EXPECT_FALSE(orch::kill_orphaned_group(-5, "ORCH_TASK_ID=1"));
 }
+
+TEST(OrphanedGroup, KillsEveryMarkedProcessAndNothingElse) {
+  pid_t ours1 = spawn_group_leader("ORCH_SCHEDULER=1/5");
+  pid_t ours2 = spawn_group_leader("ORCH_SCHEDULER=1/5");
+  pid_t other = spawn_group_leader("ORCH_SCHEDULER=2/5");  // another cluster's
+  wait_for_exec(ours1, "ORCH_SCHEDULER=1/5");
+  wait_for_exec(ours2, "ORCH_SCHEDULER=1/5");
+  wait_for_exec(other, "ORCH_SCHEDULER=2/5");
+  EXPECT_EQ(orch::kill_marked_processes("ORCH_SCHEDULER=1/5"), 2);
+  EXPECT_TRUE(exited_within(ours1, 5000ms));
+  EXPECT_TRUE(exited_within(ours2, 5000ms));
+  EXPECT_FALSE(exited_within(other, 100ms));
+  kill(other, SIGKILL);
+  EXPECT_TRUE(exited_within(other, 5000ms));
+  EXPECT_EQ(orch::kill_marked_processes("ORCH_SCHEDULER=1/5"), 0);
+}
