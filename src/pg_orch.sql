@@ -55,7 +55,6 @@ CREATE TABLE orch.runs (
   status       orch.status NOT NULL,
   triggered_by text NOT NULL
     CHECK (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+'),
-  current_task_index integer NOT NULL DEFAULT 0,  -- 1-based position of the latest task started
   total_tasks  integer NOT NULL,
   started_at   timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
@@ -97,7 +96,6 @@ CREATE TABLE orch.tasks (
 );
 -- The scheduler's claim: ready tasks in the order they became ready.
 CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
-CREATE INDEX tasks_active_idx ON orch.tasks (id) WHERE status IN ('DISPATCHED', 'RUNNING');
 
 -------------------------------------------------------------------------------
 -- C functions
@@ -347,7 +345,10 @@ $$;
 -------------------------------------------------------------------------------
 CREATE VIEW orch.process_overview AS
 SELECT p.id, p.type, p.status, p.owner, p.schedule, p.current_run_id AS run_id, r.triggered_by,
-       r.current_task_index, coalesce(r.total_tasks, pt.total_tasks) AS total_tasks,
+       -- 1-based position of the latest task started (derived, not stored)
+       (SELECT max(t.task_index) + 1 FROM orch.tasks t WHERE t.run_id = r.id AND t.started_at IS NOT NULL)
+         AS current_task_index,
+       coalesce(r.total_tasks, pt.total_tasks) AS total_tasks,
        r.started_at, r.completed_at, r.error_message, p.created_at, p.updated_at
 FROM orch.processes p
 LEFT JOIN orch.runs r ON r.id = p.current_run_id
@@ -463,18 +464,13 @@ AS $$
   FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL
 $$;
 
--- started: [{"id": task id, "pid": pid}, ...]
+-- started: [{"id": task id, "pid": pid, "started_at": Unix time of the spawn}, ...]
 CREATE FUNCTION orch._tasks_started(started jsonb) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
-  WITH s AS (
-    UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = clock_timestamp()
-    FROM jsonb_to_recordset(started) AS s(id bigint, pid integer)
-    WHERE t.id = s.id AND t.status = 'DISPATCHED'
-    RETURNING t.run_id, t.task_index)
-  UPDATE orch.runs r SET current_task_index = greatest(r.current_task_index, s.task_index + 1)
-  FROM (SELECT run_id, max(task_index) AS task_index FROM s GROUP BY run_id) s
-  WHERE r.id = s.run_id;
+  UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = to_timestamp(s.started_at)
+  FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, started_at float8)
+  WHERE t.id = s.id AND t.status = 'DISPATCHED';
 $$;
 
 -- Of the given tasks, those whose run was stopped: the scheduler kills them.
@@ -495,6 +491,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   touched bigint[];
+  any_failed boolean;
 BEGIN
   WITH f AS (
     SELECT * FROM jsonb_to_recordset(finished)
@@ -502,9 +499,8 @@ BEGIN
            error text)),
   done AS (
     UPDATE orch.tasks t
-    SET status = CASE WHEN f.outcome = 'RETRY' AND r.status = 'IN_PROGRESS' THEN 'PENDING'
-                      WHEN f.outcome = 'RETRY' THEN 'STOPPED'
-                      WHEN f.outcome IN ('FAILED', 'COMPLETED') OR r.status = 'IN_PROGRESS' THEN f.outcome
+    SET status = CASE WHEN f.outcome <> 'RETRY' THEN f.outcome
+                      WHEN r.status = 'IN_PROGRESS' THEN 'PENDING'
                       ELSE 'STOPPED' END::orch.task_status,
         ready_at = CASE WHEN f.outcome = 'RETRY' THEN clock_timestamp() + f.retry_ms * interval '1 millisecond' END,
         completed_at = clock_timestamp(),
@@ -512,26 +508,27 @@ BEGIN
         error_message = f.error
     FROM f, orch.runs r
     WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
-    RETURNING t.run_id)
-  SELECT array_agg(DISTINCT done.run_id) INTO touched FROM done;
+    RETURNING t.run_id, t.status)
+  SELECT array_agg(DISTINCT done.run_id), bool_or(done.status IN ('FAILED', 'STOPPED'))
+    INTO touched, any_failed FROM done;
 
-  IF touched IS NULL THEN
-    RETURN;
+  IF touched IS NOT NULL THEN
+    PERFORM orch._advance_runs(touched, any_failed);
   END IF;
-  PERFORM orch._advance_runs(touched);
 END
 $$;
 
--- Moves runs on after task changes: skips what depends on a failure, makes
--- tasks whose dependencies completed ready, and finishes runs with nothing
--- left to do, together with their process.
-CREATE FUNCTION orch._advance_runs(run_ids bigint[]) RETURNS void
+-- Moves runs on after task changes: skips what depends on a failure (only
+-- looked for when a task failed or stopped), makes tasks whose dependencies
+-- completed ready, and finishes runs with nothing left to do, together with
+-- their process.
+CREATE FUNCTION orch._advance_runs(run_ids bigint[], look_for_skips boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   skipped integer;
 BEGIN
-  LOOP
+  WHILE look_for_skips LOOP
     UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
            error_message = 'a task it depends on did not complete'
     FROM orch.runs r
@@ -540,7 +537,7 @@ BEGIN
       AND EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                     AND d.status IN ('FAILED', 'SKIPPED', 'STOPPED'));
     GET DIAGNOSTICS skipped = ROW_COUNT;
-    EXIT WHEN skipped = 0;
+    look_for_skips := skipped > 0;
   END LOOP;
 
   UPDATE orch.tasks t SET ready_at = clock_timestamp()
@@ -584,4 +581,4 @@ $$;
 
 REVOKE ALL ON FUNCTION orch._claim_tasks(integer), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb),
-  orch._advance_runs(bigint[]), orch._orphaned_tasks() FROM PUBLIC;
+  orch._advance_runs(bigint[], boolean), orch._orphaned_tasks() FROM PUBLIC;

@@ -52,6 +52,13 @@ struct Attempt {
   TaskSpec retry_policy;  // max_retries, retry_delay, retry_backoff
 };
 
+// Longest a launched task shows DISPATCHED before it is recorded RUNNING.
+constexpr milliseconds kStartedDelay{50};
+
+double epoch_seconds_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 TaskSpec retry_policy_of(const Json &row) {
   TaskSpec spec;
   spec.max_retries = row.at("max_retries").get<int>();
@@ -131,13 +138,22 @@ class Scheduler {
     std::uint32_t generation = stop_generation();
     bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
     bool claim = settings.enabled && claim_wanted_ && children_.running() < capacity();
+    bool other_work = !finished_.empty() || check_stops || claim;
+    bool started_due = !started_.empty() && steady_clock::now() >= started_due_;
     std::vector<Json> claimed;
-    if (!finished_.empty() || check_stops || claim) {
+    if (other_work || started_due) {
       in_transaction([&] {
+        // Launches are recorded without waiting for the WAL flush: the
+        // DISPATCHED commit already made each attempt durable, and a crash
+        // before this one is flushed loses only pids, which recovery does
+        // not need (it finds commands by their marker).
+        if (!other_work) query("SET LOCAL synchronous_commit = off");
+        if (!started_.empty()) query("SELECT orch._tasks_started($1::jsonb)", {started_.dump()});
         if (!finished_.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished_.dump()});
         if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
         if (claim) claimed = claim_tasks();
       });
+      started_ = Json::array();
       finished_ = Json::array();
       if (check_stops) stop_generation_seen_ = generation;
     }
@@ -164,10 +180,13 @@ class Scheduler {
     return rows;
   }
 
+  // Spawns the claimed tasks. Their RUNNING status and pid are recorded with
+  // the next transaction, or after kStartedDelay at the latest, so a burst of
+  // short tasks costs one transaction per batch, not two.
   void launch(const std::vector<Json> &claimed) {
     if (claimed.empty()) return;
-    Json started = Json::array();
     auto now = steady_clock::now();
+    if (started_.empty()) started_due_ = now + kStartedDelay;
     for (const Json &row : claimed) {
       auto id = row.at("id").get<std::uint64_t>();
       attempts_[id] = Attempt{row.at("attempt").get<int>(), retry_policy_of(row)};
@@ -179,16 +198,8 @@ class Scheduler {
         record(id, Ending::SpawnFailed, -1, "", false, e.what());
         continue;
       }
-      if (pid > 0) started.push_back({{"id", id}, {"pid", pid}});
+      if (pid > 0) started_.push_back({{"id", id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
     }
-    // Recorded without waiting for the WAL flush: the DISPATCHED commit
-    // already made the attempt durable, and a crash before this one is
-    // flushed loses only the pid, which recovery does not need (markers).
-    if (!started.empty())
-      in_transaction([&] {
-        query("SET LOCAL synchronous_commit = off");
-        query("SELECT orch._tasks_started($1::jsonb)", {started.dump()});
-      });
   }
 
   void record_finished(FinishedChild child) {
@@ -230,6 +241,8 @@ class Scheduler {
     long timeout = settings.poll_interval_ms;
     if (auto deadline = children_.next_deadline())
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*deadline - now).count());
+    if (!started_.empty())
+      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(started_due_ - now).count());
     if (next_ready_ms_ >= 0) {
       auto due = next_ready_from_ + milliseconds(next_ready_ms_);
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(due - now).count());
@@ -328,6 +341,8 @@ class Scheduler {
   const std::string marker_ = scheduler_marker();
   ChildSupervisor children_;
   std::unordered_map<std::uint64_t, Attempt> attempts_;  // launched, not yet recorded
+  Json started_ = Json::array();                         // launched; RUNNING not yet recorded
+  steady_clock::time_point started_due_;                 // record them by then
   Json finished_ = Json::array();                        // recorded at the next transaction
   bool claim_wanted_ = true;
   std::uint32_t stop_generation_seen_ = 0;

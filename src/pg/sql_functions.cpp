@@ -2,6 +2,7 @@
 // the core, and converts back; every body runs inside cpp_entry and every
 // PostgreSQL call inside pg_call.
 #include <string>
+#include <unordered_map>
 
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
@@ -71,30 +72,46 @@ extern "C" Datum orch_wake_scheduler_at_commit(PG_FUNCTION_ARGS) {
   });
 }
 
+// The label of a status enum value. Labels of an enum value never change,
+// so each is looked up once per session: the trigger runs for every move.
+const std::string &status_label(Oid value) {
+  static std::unordered_map<Oid, std::string> labels;
+  auto found = labels.find(value);
+  if (found != labels.end()) return found->second;
+  std::string label;
+  pg_call([&] { label = DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(value))); });
+  return labels.emplace(value, std::move(label)).first->second;
+}
+
 // BEFORE UPDATE OF status trigger on processes, runs and tasks: refuses any
 // move the lifecycle (src/core/lifecycle) does not allow.
 extern "C" Datum orch_enforce_lifecycle(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
     bool is_task = false;
-    std::string from, to;
+    Oid from = InvalidOid, to = InvalidOid;
     HeapTuple new_tuple = nullptr;
     pg_call([&] {
       if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "orch._enforce_lifecycle() must be called as a trigger");
       auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
       TupleDesc desc = trigger->tg_relation->rd_att;
       int column = SPI_fnumber(desc, "status");
+      bool is_null;
       is_task = strcmp(RelationGetRelationName(trigger->tg_relation), "tasks") == 0;
-      from = SPI_getvalue(trigger->tg_trigtuple, desc, column);
-      to = SPI_getvalue(trigger->tg_newtuple, desc, column);
+      from = DatumGetObjectId(heap_getattr(trigger->tg_trigtuple, column, desc, &is_null));
+      to = DatumGetObjectId(heap_getattr(trigger->tg_newtuple, column, desc, &is_null));
       new_tuple = trigger->tg_newtuple;
     });
-    bool legal = is_task ? orch::is_legal(*orch::parse_task_status(from), *orch::parse_task_status(to))
-                         : orch::is_legal(*orch::parse_run_status(from), *orch::parse_run_status(to));
-    if (!legal) {
-      std::string message = is_task ? orch::describe_illegal(*orch::parse_task_status(from), *orch::parse_task_status(to))
-                                    : orch::describe_illegal(*orch::parse_run_status(from), *orch::parse_run_status(to));
-      pg_call([&] { ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", message.c_str()))); });
+    const std::string &from_label = status_label(from), &to_label = status_label(to);
+    std::string refusal;
+    if (is_task) {
+      auto old_status = *orch::parse_task_status(from_label), new_status = *orch::parse_task_status(to_label);
+      if (!orch::is_legal(old_status, new_status)) refusal = orch::describe_illegal(old_status, new_status);
+    } else {
+      auto old_status = *orch::parse_run_status(from_label), new_status = *orch::parse_run_status(to_label);
+      if (!orch::is_legal(old_status, new_status)) refusal = orch::describe_illegal(old_status, new_status);
     }
+    if (!refusal.empty())
+      pg_call([&] { ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", refusal.c_str()))); });
     return PointerGetDatum(new_tuple);
   });
 }
