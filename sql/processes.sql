@@ -22,7 +22,7 @@ SELECT orch.create_process('p2', 'no-such-type');
 SELECT orch.create_process('p2', 'echo-input', '[1, 2]');
 SELECT orch.create_process('p2', 'echo-input', 'not json');
 SELECT orch.create_process('', 'echo-input');
-SELECT orch.create_process('p2', 'echo-input', '{}', '0 2 * * *');
+SELECT orch.create_process('p2', 'echo-input', '{}', 'not a schedule');
 SELECT count(*) AS processes FROM orch.processes;
 
 SELECT orch.start('nope');

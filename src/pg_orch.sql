@@ -36,8 +36,16 @@ CREATE TABLE orch.processes (
   id          text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 255),
   type        text NOT NULL REFERENCES orch.process_types (name),
   input_data  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input_data) = 'object'),
-  schedule    text,
   owner       text NOT NULL DEFAULT orch.current_owner(),
+  -- Schedule (NULL: manual only). timezone is fixed when the schedule is set.
+  schedule    text,
+  timezone    text,
+  overlap_policy text NOT NULL DEFAULT 'skip' CHECK (overlap_policy IN ('skip', 'queue', 'parallel')),
+  misfire_policy text NOT NULL DEFAULT 'run_once' CHECK (misfire_policy IN ('run_once', 'skip')),
+  is_active   boolean NOT NULL DEFAULT true,  -- false: the schedule is paused
+  next_run_at timestamptz,  -- the next tick; NULL when there is none (no schedule, or paused)
+  last_run_at timestamptz,  -- when a run of this process last started
+  run_queued  boolean NOT NULL DEFAULT false,  -- overlap 'queue': a tick waits for the current run
   -- Denormalised from the current run (same transaction) so that listing by
   -- status and the start/stop checks need no join. PENDING until a first run.
   status      orch.status NOT NULL DEFAULT 'PENDING',
@@ -47,6 +55,8 @@ CREATE TABLE orch.processes (
 );
 CREATE INDEX ON orch.processes (type);
 CREATE INDEX ON orch.processes (status);
+-- The scheduler sleeps until the earliest tick: one index probe, never a scan.
+CREATE INDEX processes_next_run_idx ON orch.processes (next_run_at) WHERE next_run_at IS NOT NULL;
 
 CREATE TABLE orch.runs (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -55,6 +65,7 @@ CREATE TABLE orch.runs (
   status       orch.status NOT NULL,
   triggered_by text NOT NULL
     CHECK (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+'),
+  catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
   total_tasks  integer NOT NULL,
   started_at   timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
@@ -97,6 +108,19 @@ CREATE TABLE orch.tasks (
 -- The scheduler's claim: ready tasks in the order they became ready.
 CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 
+-- Append-only record of what happened to processes and runs.
+CREATE TABLE orch.events (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+  actor      text NOT NULL DEFAULT orch.current_owner(),  -- who did it
+  owner      text,  -- whose process it concerns
+  process_id text,  -- no foreign keys: events outlive what they describe
+  run_id     bigint,
+  kind       text NOT NULL,
+  detail     jsonb
+);
+CREATE INDEX ON orch.events (process_id, id);
+
 -------------------------------------------------------------------------------
 -- C functions
 -------------------------------------------------------------------------------
@@ -112,6 +136,11 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
 -- The rows of a new run's tasks: a type's tasks with the input substituted.
 CREATE FUNCTION orch._materialize_tasks(tasks jsonb, input jsonb) RETURNS jsonb
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_materialize_tasks';
+
+-- The next `count` times a cron schedule fires strictly after `after`, in a time zone.
+CREATE FUNCTION orch._next_run_times(schedule text, timezone text, after timestamptz, count integer)
+RETURNS timestamptz[]
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_next_run_times';
 
 -- Wakes this database's scheduler when the calling transaction commits.
 CREATE FUNCTION orch._wake_scheduler_at_commit(stop_requested boolean) RETURNS void
@@ -196,12 +225,14 @@ $$;
 -- Processes
 -------------------------------------------------------------------------------
 CREATE FUNCTION orch.create_process(id text, type text, input_data jsonb DEFAULT '{}',
-                                    schedule text DEFAULT NULL)
+                                    schedule text DEFAULT NULL, timezone text DEFAULT NULL,
+                                    overlap text DEFAULT 'skip', misfire text DEFAULT 'run_once')
 RETURNS orch.processes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   result orch.processes;
+  zone text;
 BEGIN
   IF id IS NULL OR type IS NULL THEN
     RAISE EXCEPTION 'process id and type must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -215,21 +246,23 @@ BEGIN
     RAISE EXCEPTION 'input data must be a JSON object, not %', jsonb_typeof(input_data)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF schedule IS NOT NULL THEN
-    RAISE EXCEPTION 'schedules are not supported yet'
-      USING ERRCODE = 'feature_not_supported', HINT = 'Create the process without a schedule and start it with orch.start().';
-  END IF;
+  zone := orch._check_schedule(schedule, timezone, overlap, misfire);
   PERFORM 1 FROM orch.process_types pt WHERE pt.name = create_process.type FOR KEY SHARE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
   END IF;
   BEGIN
-    INSERT INTO orch.processes (id, type, input_data, schedule)
-    VALUES (create_process.id, create_process.type, create_process.input_data, create_process.schedule)
+    INSERT INTO orch.processes (id, type, input_data, schedule, timezone, overlap_policy, misfire_policy,
+                                next_run_at)
+    VALUES (create_process.id, create_process.type, create_process.input_data, schedule, zone, overlap, misfire,
+            orch._next_run_at(schedule, zone, clock_timestamp()))
     RETURNING * INTO result;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'process "%" already exists', id USING ERRCODE = 'duplicate_object';
   END;
+  IF schedule IS NOT NULL THEN
+    PERFORM orch._wake_scheduler_at_commit(false);
+  END IF;
   RETURN result;
 END
 $$;
@@ -250,14 +283,49 @@ BEGIN
 END
 $$;
 
+-- Creates a run of a locked process from its type as it is now, and makes
+-- it the process's current run. Callers check whether it may start.
+CREATE FUNCTION orch._start_run(proc orch.processes, triggered_by text, catch_up boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  type_tasks jsonb;
+  rows jsonb;
+  new_run_id bigint;
+BEGIN
+  SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
+  rows := orch._materialize_tasks(type_tasks, proc.input_data);
+
+  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks)
+  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, jsonb_array_length(rows))
+  RETURNING runs.id INTO new_run_id;
+
+  INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
+                          working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
+                          depends_on, ready_at)
+  SELECT new_run_id, proc.id, proc.owner, t.task_index, t.name, t.kind, t.command, t.shell, t.sql,
+         t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
+         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff,
+         t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
+  FROM jsonb_to_recordset(rows) AS t(task_index int, name text, kind text, command text[], shell text,
+                                     sql text, working_directory text, env jsonb, timeout_ms bigint,
+                                     max_retries int, retry_delay_ms bigint, retry_backoff float8,
+                                     depends_on int[]);
+
+  UPDATE orch.processes p SET status = 'IN_PROGRESS', current_run_id = new_run_id,
+                              last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+  WHERE p.id = proc.id;
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN new_run_id;
+END
+$$;
+
 CREATE FUNCTION orch.start(id text, triggered_by text DEFAULT 'MANUAL') RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
-  type_tasks jsonb;
-  rows jsonb;
-  new_run_id bigint;
 BEGIN
   proc := orch._lock_process(id);
   IF proc.status = 'IN_PROGRESS' THEN
@@ -269,29 +337,7 @@ BEGIN
     RAISE EXCEPTION 'invalid triggered_by "%"', triggered_by
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL, API, SCHEDULED, RETRY or event:<name>.';
   END IF;
-  SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
-  rows := orch._materialize_tasks(type_tasks, proc.input_data);
-
-  INSERT INTO orch.runs (process_id, owner, status, triggered_by, total_tasks)
-  VALUES (proc.id, proc.owner, 'IN_PROGRESS', start.triggered_by, jsonb_array_length(rows))
-  RETURNING runs.id INTO new_run_id;
-
-  INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
-                          working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                          depends_on, ready_at)
-  SELECT new_run_id, proc.id, proc.owner, t.task_index, t.name, t.kind, t.command, t.shell, t.sql,
-         t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
-         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff,
-         t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN now() END
-  FROM jsonb_to_recordset(rows) AS t(task_index int, name text, kind text, command text[], shell text,
-                                     sql text, working_directory text, env jsonb, timeout_ms bigint,
-                                     max_retries int, retry_delay_ms bigint, retry_backoff float8,
-                                     depends_on int[]);
-
-  UPDATE orch.processes p SET status = 'IN_PROGRESS', current_run_id = new_run_id, updated_at = now()
-  WHERE p.id = proc.id;
-  PERFORM orch._wake_scheduler_at_commit(false);
-  RETURN new_run_id;
+  RETURN orch._start_run(proc, triggered_by);
 END
 $$;
 
@@ -313,7 +359,7 @@ BEGIN
   -- (their run is STOPPED) and records them as STOPPED.
   UPDATE orch.tasks t SET status = 'STOPPED', completed_at = now(), error_message = 'stopped before it ran'
   WHERE t.run_id = proc.current_run_id AND t.status = 'PENDING';
-  UPDATE orch.processes p SET status = 'STOPPED', updated_at = now() WHERE p.id = proc.id;
+  UPDATE orch.processes p SET status = 'STOPPED', run_queued = false, updated_at = now() WHERE p.id = proc.id;
   PERFORM orch._wake_scheduler_at_commit(true);
   RETURN proc.current_run_id;
 END
@@ -341,10 +387,216 @@ END
 $$;
 
 -------------------------------------------------------------------------------
+-- Schedules
+-------------------------------------------------------------------------------
+
+-- A schedule's zone: the one given, else orch.timezone, else the session's TimeZone.
+CREATE FUNCTION orch._effective_time_zone(timezone text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(timezone, nullif(current_setting('orch.timezone'), ''), current_setting('TimeZone'))
+$$;
+
+-- The first tick strictly after `after`, or NULL (no schedule, or none left).
+CREATE FUNCTION orch._next_run_at(schedule text, timezone text, after timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT (orch._next_run_times(schedule, timezone, after, 1))[1]
+$$;
+
+-- Validates a schedule and its policies; returns the zone to store (NULL
+-- without a schedule).
+CREATE FUNCTION orch._check_schedule(schedule text, timezone text, overlap text, misfire text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  zone text := orch._effective_time_zone(timezone);
+BEGIN
+  IF overlap IS NULL OR overlap NOT IN ('skip', 'queue', 'parallel') THEN
+    RAISE EXCEPTION 'invalid overlap policy "%"', overlap
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use skip, queue or parallel.';
+  END IF;
+  IF misfire IS NULL OR misfire NOT IN ('run_once', 'skip') THEN
+    RAISE EXCEPTION 'invalid misfire policy "%"', misfire
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use run_once or skip.';
+  END IF;
+  IF schedule IS NULL THEN
+    RETURN NULL;
+  END IF;
+  -- Raises for a bad expression or zone, naming the field and why.
+  PERFORM orch._next_run_times(schedule, zone, clock_timestamp(), 0);
+  RETURN zone;
+END
+$$;
+
+-- The next `count` times a schedule fires after `from`: to check an
+-- expression before using it.
+CREATE FUNCTION orch.next_runs(schedule text, timezone text DEFAULT NULL, "from" timestamptz DEFAULT now(),
+                               count integer DEFAULT 5)
+RETURNS SETOF timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT unnest(orch._next_run_times(schedule, orch._effective_time_zone(timezone), "from", count))
+$$;
+
+-- Sets or changes a process's schedule; it takes effect at once. A NULL
+-- schedule makes the process manual only; NULL policies keep the current ones.
+CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT NULL, overlap text DEFAULT NULL,
+                                  misfire text DEFAULT NULL)
+RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes := orch._lock_process(id);
+  zone text;
+  result orch.processes;
+BEGIN
+  overlap := coalesce(overlap, proc.overlap_policy);
+  misfire := coalesce(misfire, proc.misfire_policy);
+  zone := orch._check_schedule(schedule, timezone, overlap, misfire);
+  UPDATE orch.processes p
+  SET schedule = set_schedule.schedule, timezone = zone, overlap_policy = overlap, misfire_policy = misfire,
+      next_run_at = CASE WHEN p.is_active THEN orch._next_run_at(set_schedule.schedule, zone, clock_timestamp()) END,
+      run_queued = p.run_queued AND set_schedule.schedule IS NOT NULL, updated_at = clock_timestamp()
+  WHERE p.id = proc.id
+  RETURNING * INTO result;
+  PERFORM orch._log_event('schedule_changed', result, NULL,
+                          jsonb_build_object('schedule', schedule, 'timezone', zone));
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN result;
+END
+$$;
+
+-- Turns the schedule off; manual starts still work.
+CREATE FUNCTION orch.pause(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  PERFORM orch._lock_process(id);
+  UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false,
+                              updated_at = clock_timestamp()
+  WHERE p.id = pause.id RETURNING * INTO result;
+  PERFORM orch._log_event('paused', result, NULL, NULL);
+  RETURN result;
+END
+$$;
+
+-- Turns the schedule on again; the next tick is the first one from now.
+CREATE FUNCTION orch.resume(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  PERFORM orch._lock_process(id);
+  UPDATE orch.processes p SET is_active = true,
+         next_run_at = orch._next_run_at(p.schedule, p.timezone, clock_timestamp()), updated_at = clock_timestamp()
+  WHERE p.id = resume.id RETURNING * INTO result;
+  PERFORM orch._log_event('resumed', result, NULL, NULL);
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN result;
+END
+$$;
+
+CREATE FUNCTION orch._log_event(kind text, proc orch.processes, run_id bigint, detail jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO orch.events (owner, process_id, run_id, kind, detail) VALUES (proc.owner, proc.id, run_id, kind, detail)
+$$;
+
+-- A scheduled start. A run that cannot be made (say, the type was redefined
+-- with a placeholder the input lacks) is recorded as a FAILED run saying why,
+-- instead of failing the scheduler's transaction.
+CREATE FUNCTION orch._start_scheduled_run(proc orch.processes, catch_up boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_run_id bigint;
+  message text;
+BEGIN
+  BEGIN
+    new_run_id := orch._start_run(proc, 'SCHEDULED', catch_up);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+    INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, completed_at, error_message)
+    VALUES (proc.id, proc.owner, 'FAILED', 'SCHEDULED', catch_up, 0, clock_timestamp(),
+            'the scheduled run could not start: ' || message)
+    RETURNING id INTO new_run_id;
+    IF proc.status <> 'IN_PROGRESS' THEN
+      UPDATE orch.processes p SET status = 'FAILED', current_run_id = new_run_id, last_run_at = clock_timestamp()
+      WHERE p.id = proc.id;
+    END IF;
+  END;
+  PERFORM orch._log_event(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc, new_run_id, NULL);
+END
+$$;
+
+-- Fires every due tick (up to 1000 a call) by the process's policies and
+-- returns the milliseconds until the next tick, or NULL if there is none.
+-- A tick is missed (downtime) when a later tick has passed too, or when it
+-- is more than a minute late: misfire 'skip' then drops it, 'run_once'
+-- starts one catch-up run for all the missed ticks.
+CREATE FUNCTION orch._fire_due_schedules() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+  now_ timestamptz := clock_timestamp();
+  tick timestamptz;
+  missed boolean;
+BEGIN
+  FOR proc IN SELECT * FROM orch.processes p WHERE p.next_run_at <= now_
+              ORDER BY p.next_run_at LIMIT 1000 FOR UPDATE SKIP LOCKED LOOP
+    tick := proc.next_run_at;
+    missed := orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_ OR now_ - tick > interval '1 minute';
+    UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
+    WHERE p.id = proc.id;
+    IF missed AND proc.misfire_policy = 'skip' THEN
+      PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
+    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
+      PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                              jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
+    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
+      IF proc.run_queued THEN
+        PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                                jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+      ELSE
+        UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
+        PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+      END IF;
+    ELSE
+      PERFORM orch._start_scheduled_run(proc, missed);
+    END IF;
+  END LOOP;
+  RETURN (SELECT ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000)::bigint
+          FROM orch.processes p WHERE p.next_run_at IS NOT NULL);
+END
+$$;
+
+-- Starts the queued run of processes whose run just ended (overlap 'queue').
+CREATE FUNCTION orch._start_queued_runs(run_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  FOR proc IN SELECT p.* FROM orch.processes p
+              WHERE p.run_queued AND p.status <> 'IN_PROGRESS' AND p.current_run_id = ANY (run_ids)
+              FOR UPDATE LOOP
+    UPDATE orch.processes p SET run_queued = false WHERE p.id = proc.id;
+    PERFORM orch._start_scheduled_run(proc, false);
+  END LOOP;
+END
+$$;
+
+-------------------------------------------------------------------------------
 -- Watching
 -------------------------------------------------------------------------------
 CREATE VIEW orch.process_overview AS
-SELECT p.id, p.type, p.status, p.owner, p.schedule, p.current_run_id AS run_id, r.triggered_by,
+SELECT p.id, p.type, p.status, p.owner, p.schedule, p.timezone, p.is_active, p.next_run_at, p.last_run_at,
+       p.current_run_id AS run_id, r.triggered_by,
        -- 1-based position of the latest task started (derived, not stored)
        (SELECT max(t.task_index) + 1 FROM orch.tasks t WHERE t.run_id = r.id AND t.started_at IS NOT NULL)
          AS current_task_index,
@@ -564,6 +816,10 @@ BEGIN
     RETURNING r.id, r.process_id, r.status)
   UPDATE orch.processes p SET status = e.status, updated_at = clock_timestamp()
   FROM ended e WHERE p.id = e.process_id AND p.current_run_id = e.id;
+
+  IF EXISTS (SELECT 1 FROM orch.processes p WHERE p.run_queued AND p.current_run_id = ANY (run_ids)) THEN
+    PERFORM orch._start_queued_runs(run_ids);
+  END IF;
 END
 $$;
 
@@ -579,6 +835,7 @@ AS $$
   FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') ORDER BY t.id
 $$;
 
-REVOKE ALL ON FUNCTION orch._claim_tasks(integer), orch._ms_until_next_ready(),
+REVOKE ALL ON FUNCTION orch._fire_due_schedules(), orch._start_queued_runs(bigint[]),
+  orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb),
   orch._advance_runs(bigint[], boolean), orch._orphaned_tasks() FROM PUBLIC;

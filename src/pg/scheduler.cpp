@@ -1,6 +1,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -135,10 +136,16 @@ class Scheduler {
     reload_config_if_asked();
     for (FinishedChild &child : children_.poll(steady_clock::now())) record_finished(std::move(child));
 
+    // A session committed new work: look at schedules, not only at ready tasks.
+    if (std::uint32_t wakes = wake_generation(); wakes != wake_generation_seen_) {
+      wake_generation_seen_ = wakes;
+      schedules_wanted_ = true;
+    }
     std::uint32_t generation = stop_generation();
     bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
-    bool claim = settings.enabled && claim_wanted_ && children_.running() < capacity();
-    bool other_work = !finished_.empty() || check_stops || claim;
+    bool fire = settings.enabled && (schedules_wanted_ || (schedule_due_ && steady_clock::now() >= *schedule_due_));
+    bool claim = settings.enabled && (claim_wanted_ || fire) && children_.running() < capacity();
+    bool other_work = !finished_.empty() || check_stops || fire || claim;
     bool started_due = !started_.empty() && steady_clock::now() >= started_due_;
     std::vector<Json> claimed;
     if (other_work || started_due) {
@@ -151,8 +158,10 @@ class Scheduler {
         if (!started_.empty()) query("SELECT orch._tasks_started($1::jsonb)", {started_.dump()});
         if (!finished_.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished_.dump()});
         if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
+        if (fire) fire_due_schedules();
         if (claim) claimed = claim_tasks();
       });
+      if (fire) schedules_wanted_ = false;
       started_ = Json::array();
       finished_ = Json::array();
       if (check_stops) stop_generation_seen_ = generation;
@@ -164,6 +173,14 @@ class Scheduler {
   }
 
   std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
+
+  // Starts the runs whose tick has come and notes when the next tick is.
+  void fire_due_schedules() {
+    std::vector<std::string> next = query("SELECT orch._fire_due_schedules()::text");
+    schedule_due_.reset();
+    if (!next.empty() && !next[0].empty())
+      schedule_due_ = steady_clock::now() + milliseconds(std::max(1LL, std::stoll(next[0])));
+  }
 
   std::vector<Json> claim_tasks() {
     std::size_t free_slots = capacity() - children_.running();
@@ -243,6 +260,8 @@ class Scheduler {
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*deadline - now).count());
     if (!started_.empty())
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(started_due_ - now).count());
+    if (schedule_due_)
+      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*schedule_due_ - now).count());
     if (next_ready_ms_ >= 0) {
       auto due = next_ready_from_ + milliseconds(next_ready_ms_);
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(due - now).count());
@@ -263,6 +282,7 @@ class Scheduler {
       return what;
     });
     // Output alone needs no database work; anything else may mean work.
+    if (events & WL_TIMEOUT) schedules_wanted_ = true;  // the safety net
     if (events & (WL_LATCH_SET | WL_TIMEOUT)) {
       claim_wanted_ = true;
       next_ready_ms_ = -1;
@@ -345,7 +365,10 @@ class Scheduler {
   steady_clock::time_point started_due_;                 // record them by then
   Json finished_ = Json::array();                        // recorded at the next transaction
   bool claim_wanted_ = true;
+  bool schedules_wanted_ = true;                       // look for due ticks at the next turn
+  std::optional<steady_clock::time_point> schedule_due_;  // the next tick, if any
   std::uint32_t stop_generation_seen_ = 0;
+  std::uint32_t wake_generation_seen_ = 0;
   long long next_ready_ms_ = -1;  // -1: no delayed task known
   steady_clock::time_point next_ready_from_;
 };

@@ -32,6 +32,9 @@ void define_settings() {
   DefineCustomIntVariable("orch.poll_interval", "Longest the scheduler sleeps without an event (safety net).",
                           nullptr, &settings.poll_interval_ms, 10000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orch.timezone", "Default time zone of schedules.",
+                             "Empty: the TimeZone of the session that sets the schedule.", &settings.timezone, "",
+                             PGC_USERSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("orch");
 }
 

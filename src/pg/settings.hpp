@@ -10,6 +10,7 @@ struct Settings {
   int max_output;       // bytes of output kept per task
   int kill_grace_ms;
   int poll_interval_ms;  // safety net only: the scheduler is woken by events
+  char *timezone;        // default zone of schedules; empty: the session's TimeZone
 };
 
 extern Settings settings;

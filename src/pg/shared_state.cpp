@@ -16,7 +16,8 @@ constexpr int kMaxSchedulers = 64;
 struct SchedulerSlot {
   Oid database;        // InvalidOid: free
   int pgprocno;        // the scheduler's PGPROC, whose latch we set
-  pg_atomic_uint32 stop_generation;
+  pg_atomic_uint32 wake_generation;  // bumped by every committed wake-up
+  pg_atomic_uint32 stop_generation;  // bumped by every committed orch.stop()
 };
 
 struct SharedState {
@@ -43,6 +44,7 @@ void startup_hook() {
     for (auto &slot : shared->slots) {
       slot.database = InvalidOid;
       slot.pgprocno = -1;
+      pg_atomic_init_u32(&slot.wake_generation, 0);
       pg_atomic_init_u32(&slot.stop_generation, 0);
     }
   }
@@ -73,6 +75,7 @@ void on_transaction_end(XactEvent event, void *) {
     int pgprocno = -1;
     SpinLockAcquire(&shared->mutex);
     if (SchedulerSlot *slot = find_slot(MyDatabaseId)) {
+      pg_atomic_fetch_add_u32(&slot->wake_generation, 1);
       if (wake_stop) pg_atomic_fetch_add_u32(&slot->stop_generation, 1);
       pgprocno = slot->pgprocno;
     }
@@ -109,8 +112,14 @@ void register_scheduler() {
   before_shmem_exit(withdraw_scheduler, 0);
 }
 
+// Our own slot: its database never changes, so no lock is needed.
+std::uint32_t wake_generation() {
+  SchedulerSlot *slot = find_slot(MyDatabaseId);
+  return slot ? pg_atomic_read_u32(&slot->wake_generation) : 0;
+}
+
 std::uint32_t stop_generation() {
-  SchedulerSlot *slot = find_slot(MyDatabaseId);  // our own slot: its database never changes
+  SchedulerSlot *slot = find_slot(MyDatabaseId);
   return slot ? pg_atomic_read_u32(&slot->stop_generation) : 0;
 }
 

@@ -13,6 +13,8 @@ void request_shared_state();  // from _PG_init: asks for the memory and hooks it
 
 // The scheduler of this database announces itself (and withdraws at exit).
 void register_scheduler();
+// Bumped by every committed wake-up (work may be new: runs, schedules).
+std::uint32_t wake_generation();
 // Bumped by every committed orch.stop(); the scheduler looks for stopped runs when it changes.
 std::uint32_t stop_generation();
 

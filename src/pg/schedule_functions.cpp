@@ -1,0 +1,93 @@
+// SQL functions for cron schedules: the core's CronSchedule computed in
+// PostgreSQL's own time zone database (no second tz database to keep in
+// sync with the server's).
+#include <string>
+#include <vector>
+
+#include "core/cron_schedule.hpp"
+#include "core/error.hpp"
+#include "core/time_zone_rules.hpp"
+#include "pg/guards.hpp"
+
+extern "C" {
+#include "pgtime.h"
+#include "utils/array.h"
+#include "utils/datetime.h"
+
+PG_FUNCTION_INFO_V1(orch_next_run_times);
+}
+
+namespace orch::pg {
+namespace {
+
+// A zone from PostgreSQL's tz database.
+class PgTimeZone : public TimeZoneRules {
+ public:
+  explicit PgTimeZone(pg_tz *zone) : zone_(zone) {}
+  long utc_offset_at(std::int64_t utc_seconds) const override {
+    // pg_localtime only reads the loaded zone data: it never raises an ERROR.
+    pg_time_t time = static_cast<pg_time_t>(utc_seconds);
+    struct pg_tm *local = pg_localtime(&time, zone_);
+    return local ? local->tm_gmtoff : 0;
+  }
+
+ private:
+  pg_tz *zone_;
+};
+
+pg_tz *find_zone(const std::string &name) {
+  pg_tz *zone = pg_call([&] { return pg_tzset(name.c_str()); });
+  if (zone == nullptr) throw InvalidInput("unknown time zone \"" + name + "\"");
+  return zone;
+}
+
+CronSchedule parse_schedule(const std::string &expression) {
+  try {
+    return CronSchedule::parse(expression);
+  } catch (const InvalidInput &e) {
+    throw InvalidInput("invalid schedule \"" + expression + "\": " + e.what());
+  }
+}
+
+}  // namespace
+}  // namespace orch::pg
+
+using namespace orch::pg;
+
+// orch._next_run_times(schedule, time_zone, after, count): the next `count`
+// firing times strictly after `after`, fewer if the schedule ends. Raises
+// invalid_parameter_value for a bad expression or zone, saying which.
+extern "C" Datum orch_next_run_times(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    std::string expression, zone_name;
+    TimestampTz after = 0;
+    int count = 0;
+    pg_call([&] {
+      expression = text_to_cstring(PG_GETARG_TEXT_PP(0));
+      zone_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+      after = PG_GETARG_TIMESTAMPTZ(2);
+      count = PG_GETARG_INT32(3);
+    });
+    if (count < 0 || count > 10000) throw orch::InvalidInput("count must be between 0 and 10000");
+    orch::CronSchedule schedule = parse_schedule(expression);
+    PgTimeZone zone(find_zone(zone_name));
+    // Whole seconds: the schedule's resolution; a fraction past a second
+    // still means "after that second".
+    std::int64_t cursor = pg_call([&] { return static_cast<std::int64_t>(timestamptz_to_time_t(after)); });
+    if (after < 0 && after % USECS_PER_SEC != 0) --cursor;  // timestamptz_to_time_t truncates toward zero
+    std::vector<std::int64_t> times;
+    for (int i = 0; i < count; ++i) {
+      std::optional<std::int64_t> next = schedule.next_after(cursor, zone);
+      if (!next) break;
+      times.push_back(*next);
+      cursor = *next;
+    }
+    return pg_call([&] {
+      Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * (times.size() + 1)));
+      for (std::size_t i = 0; i < times.size(); ++i)
+        values[i] = TimestampTzGetDatum(time_t_to_timestamptz(static_cast<pg_time_t>(times[i])));
+      return PointerGetDatum(construct_array(values, static_cast<int>(times.size()), TIMESTAMPTZOID,
+                                             sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
+    });
+  });
+}
