@@ -297,8 +297,8 @@ BEGIN
   SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
   rows := orch._materialize_tasks(type_tasks, proc.input_data);
 
-  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks)
-  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, jsonb_array_length(rows))
+  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, started_at)
+  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, jsonb_array_length(rows), clock_timestamp())
   RETURNING runs.id INTO new_run_id;
 
   INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
