@@ -27,7 +27,6 @@ SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"],
                                          {"name": "b", "command": ["/bin/true"], "depends_on": ["a"]}]');
 SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"], "depends_on": ["nope"]}]');
 SELECT orch.define_process_type('bad name!', '[{"name": "a", "command": ["/bin/true"]}]');
-SELECT orch.define_process_type('bad', '[{"name": "q", "sql": "SELECT 1"}]');
 SELECT count(*) AS bad_types FROM orch.process_types WHERE name LIKE 'bad%';
 
 -- Only privileged roles may define types that run OS commands.

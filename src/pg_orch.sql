@@ -10,13 +10,33 @@ CREATE TYPE orch.status AS ENUM ('PENDING', 'IN_PROGRESS', 'COMPLETED', 'FAILED'
 CREATE TYPE orch.task_status AS ENUM
   ('PENDING', 'DISPATCHED', 'RUNNING', 'COMPLETED', 'FAILED', 'STOPPED', 'SKIPPED');
 
--- Who owns a row: the JWT "sub" claim when PostgREST / Supabase set one,
--- otherwise the current role.
-CREATE FUNCTION orch.current_owner() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+-- The role acting: the one set with SET ROLE (as PostgREST does for each
+-- request), else the session's. Unlike current_user it stays the caller's
+-- inside the extension's SECURITY DEFINER functions, and SET ROLE itself
+-- checks membership, so it cannot be forged.
+CREATE FUNCTION orch._caller() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-                  current_user::text)
+  SELECT CASE WHEN current_setting('role') <> 'none' THEN current_setting('role') ELSE session_user::text END
+$$;
+
+-- The JWT claims PostgREST / Supabase set for this request, if any. They are
+-- honoured only for roles that cannot log in (authenticated, anon): those
+-- are reached through SET ROLE by the API server, while a role that can log
+-- in and run SQL could set any claims it likes.
+CREATE FUNCTION orch._jwt_claims() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb
+  WHERE NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller())
+$$;
+
+-- Who owns a row: the JWT "sub" claim when honoured (see _jwt_claims),
+-- otherwise the acting role.
+CREATE FUNCTION orch.current_owner() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(orch._jwt_claims() ->> 'sub', orch._caller())
 $$;
 
 -------------------------------------------------------------------------------
@@ -37,6 +57,9 @@ CREATE TABLE orch.processes (
   type        text NOT NULL REFERENCES orch.process_types (name),
   input_data  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input_data) = 'object'),
   owner       text NOT NULL DEFAULT orch.current_owner(),
+  -- sql tasks run as this role with these claims: the creator's, never more.
+  created_by_role text NOT NULL DEFAULT orch._caller(),
+  jwt_claims  jsonb DEFAULT orch._jwt_claims(),
   -- Schedule (NULL: manual only). timezone is fixed when the schedule is set.
   schedule    text,
   timezone    text,
@@ -66,6 +89,7 @@ CREATE TABLE orch.runs (
   triggered_by text NOT NULL
     CHECK (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+'),
   catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
+  input_data   jsonb NOT NULL DEFAULT '{}',  -- the process's input when the run was made
   total_tasks  integer NOT NULL,
   started_at   timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
@@ -177,9 +201,6 @@ BEGIN
             HINT = 'Use 1 to 63 letters, digits, "_", "." or "-".';
   END IF;
   normalized := orch._parse_process_type(tasks);
-  IF jsonb_path_exists(normalized, '$[*] ? (@.kind == "sql")') THEN
-    RAISE EXCEPTION 'sql tasks are not supported yet' USING ERRCODE = 'feature_not_supported';
-  END IF;
   SELECT bool_or(t ->> 'kind' IN ('command', 'shell')) INTO os_commands
     FROM jsonb_array_elements(normalized) AS t;
   -- Running OS commands is as powerful as COPY ... TO PROGRAM.
@@ -297,8 +318,9 @@ BEGIN
   SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
   rows := orch._materialize_tasks(type_tasks, proc.input_data);
 
-  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, started_at)
-  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, jsonb_array_length(rows), clock_timestamp())
+  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
+  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data, jsonb_array_length(rows),
+          clock_timestamp())
   RETURNING runs.id INTO new_run_id;
 
   INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
@@ -823,6 +845,19 @@ BEGIN
 END
 $$;
 
+-- What a sql task's runner needs: the statement, the run's input (its $1),
+-- and the role and JWT claims of the process's creator, as which it runs.
+CREATE FUNCTION orch._sql_task_context(task_id bigint)
+RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, timeout_ms bigint, attempt integer,
+               max_retries integer, retry_delay_ms bigint, retry_backoff float8)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT t.sql, r.input_data, p.created_by_role, p.jwt_claims, (extract(epoch FROM t.timeout) * 1000)::bigint,
+         t.attempt, t.max_retries, (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff
+  FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id JOIN orch.processes p ON p.id = r.process_id
+  WHERE t.id = task_id AND t.kind = 'sql'
+$$;
+
 -- Tasks a previous scheduler left DISPATCHED or RUNNING (it crashed or the
 -- server stopped): the caller kills their process groups and finishes them.
 CREATE FUNCTION orch._orphaned_tasks()
@@ -838,4 +873,4 @@ $$;
 REVOKE ALL ON FUNCTION orch._fire_due_schedules(), orch._start_queued_runs(bigint[]),
   orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb),
-  orch._advance_runs(bigint[], boolean), orch._orphaned_tasks() FROM PUBLIC;
+  orch._advance_runs(bigint[], boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint) FROM PUBLIC;
