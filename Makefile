@@ -25,5 +25,6 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-pg_orch--$(EXTVERSION).sql: src/pg_orch.sql
-	cp $< $@
+SQL_SRCS = $(sort $(wildcard src/sql/*.sql))
+pg_orch--$(EXTVERSION).sql: $(SQL_SRCS)
+	cat $^ > $@

@@ -1,0 +1,103 @@
+-- pg_orch: tables
+CREATE TABLE orch.process_types (
+  name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+  description text,
+  tasks       jsonb NOT NULL,  -- as the user wrote it; validated by define_process_type
+  runs_os_commands boolean NOT NULL,
+  owner       text NOT NULL DEFAULT orch.current_owner(),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE orch.processes (
+  id          text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 255),
+  type        text NOT NULL REFERENCES orch.process_types (name),
+  input_data  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input_data) = 'object'),
+  owner       text NOT NULL DEFAULT orch.current_owner(),
+  -- sql tasks run as this role with these claims: the creator's, never more.
+  created_by_role text NOT NULL DEFAULT orch._caller(),
+  jwt_claims  jsonb DEFAULT orch._jwt_claims(),
+  -- Schedule (NULL: manual only). timezone is fixed when the schedule is set.
+  schedule    text,
+  timezone    text,
+  overlap_policy text NOT NULL DEFAULT 'skip' CHECK (overlap_policy IN ('skip', 'queue', 'parallel')),
+  misfire_policy text NOT NULL DEFAULT 'run_once' CHECK (misfire_policy IN ('run_once', 'skip')),
+  is_active   boolean NOT NULL DEFAULT true,  -- false: the schedule is paused
+  next_run_at timestamptz,  -- the next tick; NULL when there is none (no schedule, or paused)
+  last_run_at timestamptz,  -- when a run of this process last started
+  run_queued  boolean NOT NULL DEFAULT false,  -- overlap 'queue': a tick waits for the current run
+  -- Denormalised from the current run (same transaction) so that listing by
+  -- status and the start/stop checks need no join. PENDING until a first run.
+  status      orch.status NOT NULL DEFAULT 'PENDING',
+  current_run_id bigint,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON orch.processes (type);
+CREATE INDEX ON orch.processes (status);
+-- The scheduler sleeps until the earliest tick: one index probe, never a scan.
+CREATE INDEX processes_next_run_idx ON orch.processes (next_run_at) WHERE next_run_at IS NOT NULL;
+
+CREATE TABLE orch.runs (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  process_id   text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,
+  owner        text NOT NULL,  -- copied from the process for row level security without a join
+  status       orch.status NOT NULL,
+  triggered_by text NOT NULL
+    CHECK (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+'),
+  catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
+  input_data   jsonb NOT NULL DEFAULT '{}',  -- the process's input when the run was made
+  total_tasks  integer NOT NULL,
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  completed_at timestamptz,
+  error_message text
+);
+CREATE INDEX ON orch.runs (process_id, id);
+
+CREATE TABLE orch.tasks (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id       bigint NOT NULL REFERENCES orch.runs (id) ON DELETE CASCADE,
+  process_id   text NOT NULL,  -- copied from the run, for listing and row level security
+  owner        text NOT NULL,
+  task_index   integer NOT NULL,  -- 0-based position in the type's task array
+  name         text NOT NULL,
+  kind         text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
+  -- What runs, fixed when the run was created: placeholders already
+  -- substituted, so redefining the type never changes a run.
+  command      text[],
+  shell        text,
+  sql          text,
+  working_directory text,
+  env          jsonb NOT NULL DEFAULT '{}',
+  timeout      interval,
+  max_retries  integer NOT NULL DEFAULT 0,
+  retry_delay  interval NOT NULL DEFAULT '0',
+  retry_backoff float8 NOT NULL DEFAULT 1,
+  depends_on   integer[] NOT NULL DEFAULT '{}',  -- task_index values
+  status       orch.task_status NOT NULL DEFAULT 'PENDING',
+  ready_at     timestamptz,  -- NULL while dependencies are unfinished
+  attempt      integer NOT NULL DEFAULT 0,  -- attempts dispatched so far
+  pid          integer,  -- also the process group id of the command
+  started_at   timestamptz,
+  completed_at timestamptz,
+  exit_code    integer,
+  output       text,
+  output_truncated boolean NOT NULL DEFAULT false,
+  error_message text,
+  UNIQUE (run_id, task_index)
+);
+-- The scheduler's claim: ready tasks in the order they became ready.
+CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
+
+-- Append-only record of what happened to processes and runs.
+CREATE TABLE orch.events (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+  actor      text NOT NULL DEFAULT orch.current_owner(),  -- who did it
+  owner      text,  -- whose process it concerns
+  process_id text,  -- no foreign keys: events outlive what they describe
+  run_id     bigint,
+  kind       text NOT NULL,
+  detail     jsonb
+);
+CREATE INDEX ON orch.events (process_id, id);

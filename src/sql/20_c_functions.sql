@@ -1,0 +1,32 @@
+-- pg_orch: c functions
+CREATE FUNCTION orch.input_data(text) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'orch_input_data';
+COMMENT ON FUNCTION orch.input_data(text) IS
+  'turns the key:value;key:value input format into a jsonb object';
+
+-- Validates a task array; returns it normalised (intervals in ms, dependencies as indexes).
+CREATE FUNCTION orch._parse_process_type(jsonb) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
+
+-- The rows of a new run's tasks: a type's tasks with the input substituted.
+CREATE FUNCTION orch._materialize_tasks(tasks jsonb, input jsonb) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_materialize_tasks';
+
+-- The next `count` times a cron schedule fires strictly after `after`, in a time zone.
+CREATE FUNCTION orch._next_run_times(schedule text, timezone text, after timestamptz, count integer)
+RETURNS timestamptz[]
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_next_run_times';
+
+-- Wakes this database's scheduler when the calling transaction commits.
+CREATE FUNCTION orch._wake_scheduler_at_commit(stop_requested boolean) RETURNS void
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_wake_scheduler_at_commit';
+
+CREATE FUNCTION orch._enforce_lifecycle() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'orch_enforce_lifecycle';
+
+CREATE TRIGGER processes_lifecycle BEFORE UPDATE OF status ON orch.processes
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();
+CREATE TRIGGER runs_lifecycle BEFORE UPDATE OF status ON orch.runs
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();
+CREATE TRIGGER tasks_lifecycle BEFORE UPDATE OF status ON orch.tasks
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();

@@ -1,0 +1,163 @@
+-- pg_orch: processes
+CREATE FUNCTION orch.create_process(id text, type text, input_data jsonb DEFAULT '{}',
+                                    schedule text DEFAULT NULL, timezone text DEFAULT NULL,
+                                    overlap text DEFAULT 'skip', misfire text DEFAULT 'run_once')
+RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+  zone text;
+BEGIN
+  IF id IS NULL OR type IS NULL THEN
+    RAISE EXCEPTION 'process id and type must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF length(id) NOT BETWEEN 1 AND 255 THEN
+    RAISE EXCEPTION 'process id must be 1 to 255 characters long' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF input_data IS NULL THEN
+    input_data := '{}';
+  ELSIF jsonb_typeof(input_data) <> 'object' THEN
+    RAISE EXCEPTION 'input data must be a JSON object, not %', jsonb_typeof(input_data)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  zone := orch._check_schedule(schedule, timezone, overlap, misfire);
+  PERFORM 1 FROM orch.process_types pt WHERE pt.name = create_process.type FOR KEY SHARE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
+  END IF;
+  BEGIN
+    INSERT INTO orch.processes (id, type, input_data, schedule, timezone, overlap_policy, misfire_policy,
+                                next_run_at)
+    VALUES (create_process.id, create_process.type, create_process.input_data, schedule, zone, overlap, misfire,
+            orch._next_run_at(schedule, zone, clock_timestamp()))
+    RETURNING * INTO result;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'process "%" already exists', id USING ERRCODE = 'duplicate_object';
+  END;
+  IF schedule IS NOT NULL THEN
+    PERFORM orch._wake_scheduler_at_commit(false);
+  END IF;
+  RETURN result;
+END
+$$;
+
+-- Locks a process row for a state change, or raises the error every API
+-- function gives for an unknown process.
+CREATE FUNCTION orch._lock_process(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'process "%" does not exist', id USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN result;
+END
+$$;
+
+-- Creates a run of a locked process from its type as it is now, and makes
+-- it the process's current run. Callers check whether it may start.
+CREATE FUNCTION orch._start_run(proc orch.processes, triggered_by text, catch_up boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  type_tasks jsonb;
+  rows jsonb;
+  new_run_id bigint;
+BEGIN
+  SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
+  rows := orch._materialize_tasks(type_tasks, proc.input_data);
+
+  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
+  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data, jsonb_array_length(rows),
+          clock_timestamp())
+  RETURNING runs.id INTO new_run_id;
+
+  INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
+                          working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
+                          depends_on, ready_at)
+  SELECT new_run_id, proc.id, proc.owner, t.task_index, t.name, t.kind, t.command, t.shell, t.sql,
+         t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
+         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff,
+         t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
+  FROM jsonb_to_recordset(rows) AS t(task_index int, name text, kind text, command text[], shell text,
+                                     sql text, working_directory text, env jsonb, timeout_ms bigint,
+                                     max_retries int, retry_delay_ms bigint, retry_backoff float8,
+                                     depends_on int[]);
+
+  UPDATE orch.processes p SET status = 'IN_PROGRESS', current_run_id = new_run_id,
+                              last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+  WHERE p.id = proc.id;
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN new_run_id;
+END
+$$;
+
+CREATE FUNCTION orch.start(id text, triggered_by text DEFAULT 'MANUAL') RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  proc := orch._lock_process(id);
+  IF proc.status = 'IN_PROGRESS' THEN
+    RAISE EXCEPTION 'process "%" is already in progress', id
+      USING ERRCODE = 'object_in_use', DETAIL = format('Run %s has not finished.', proc.current_run_id),
+            HINT = 'Wait for it with orch.wait() or stop it with orch.stop().';
+  END IF;
+  IF triggered_by IS NULL OR NOT (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+') THEN
+    RAISE EXCEPTION 'invalid triggered_by "%"', triggered_by
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL, API, SCHEDULED, RETRY or event:<name>.';
+  END IF;
+  RETURN orch._start_run(proc, triggered_by);
+END
+$$;
+
+CREATE FUNCTION orch.stop(id text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  proc := orch._lock_process(id);
+  IF proc.status <> 'IN_PROGRESS' THEN
+    RAISE EXCEPTION 'process "%" is not running', id
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('Its status is %s.', proc.status);
+  END IF;
+  UPDATE orch.runs r SET status = 'STOPPED', completed_at = now(),
+         error_message = format('stopped by %s', orch.current_owner())
+  WHERE r.id = proc.current_run_id;
+  -- Tasks not yet dispatched stop here; the scheduler kills the running ones
+  -- (their run is STOPPED) and records them as STOPPED.
+  UPDATE orch.tasks t SET status = 'STOPPED', completed_at = now(), error_message = 'stopped before it ran'
+  WHERE t.run_id = proc.current_run_id AND t.status = 'PENDING';
+  UPDATE orch.processes p SET status = 'STOPPED', run_queued = false, updated_at = now() WHERE p.id = proc.id;
+  PERFORM orch._wake_scheduler_at_commit(true);
+  RETURN proc.current_run_id;
+END
+$$;
+
+CREATE FUNCTION orch.delete_process(id text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  proc := orch._lock_process(id);
+  IF proc.status = 'IN_PROGRESS' THEN
+    RAISE EXCEPTION 'cannot delete process "%" while it is in progress', id
+      USING ERRCODE = 'object_in_use', HINT = 'Stop it first with orch.stop().';
+  END IF;
+  -- A stopped run may still have a command being killed; keep its rows until then.
+  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = proc.current_run_id
+               AND t.status IN ('DISPATCHED', 'RUNNING')) THEN
+    RAISE EXCEPTION 'cannot delete process "%" while its stopped command is still being killed', id
+      USING ERRCODE = 'object_in_use', HINT = 'Try again in a moment, or wait with orch.wait().';
+  END IF;
+  DELETE FROM orch.processes p WHERE p.id = proc.id;
+END
+$$;

@@ -1,0 +1,201 @@
+-- pg_orch: schedules
+-- A schedule's zone: the one given, else orch.timezone, else the session's TimeZone.
+CREATE FUNCTION orch._effective_time_zone(timezone text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(timezone, nullif(current_setting('orch.timezone'), ''), current_setting('TimeZone'))
+$$;
+
+-- The first tick strictly after `after`, or NULL (no schedule, or none left).
+CREATE FUNCTION orch._next_run_at(schedule text, timezone text, after timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT (orch._next_run_times(schedule, timezone, after, 1))[1]
+$$;
+
+-- Validates a schedule and its policies; returns the zone to store (NULL
+-- without a schedule).
+CREATE FUNCTION orch._check_schedule(schedule text, timezone text, overlap text, misfire text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  zone text := orch._effective_time_zone(timezone);
+BEGIN
+  IF overlap IS NULL OR overlap NOT IN ('skip', 'queue', 'parallel') THEN
+    RAISE EXCEPTION 'invalid overlap policy "%"', overlap
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use skip, queue or parallel.';
+  END IF;
+  IF misfire IS NULL OR misfire NOT IN ('run_once', 'skip') THEN
+    RAISE EXCEPTION 'invalid misfire policy "%"', misfire
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use run_once or skip.';
+  END IF;
+  IF schedule IS NULL THEN
+    RETURN NULL;
+  END IF;
+  -- Raises for a bad expression or zone, naming the field and why.
+  PERFORM orch._next_run_times(schedule, zone, clock_timestamp(), 0);
+  RETURN zone;
+END
+$$;
+
+-- The next `count` times a schedule fires after `from`: to check an
+-- expression before using it.
+CREATE FUNCTION orch.next_runs(schedule text, timezone text DEFAULT NULL, "from" timestamptz DEFAULT now(),
+                               count integer DEFAULT 5)
+RETURNS SETOF timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT unnest(orch._next_run_times(schedule, orch._effective_time_zone(timezone), "from", count))
+$$;
+
+-- Sets or changes a process's schedule; it takes effect at once. A NULL
+-- schedule makes the process manual only; NULL policies keep the current ones.
+CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT NULL, overlap text DEFAULT NULL,
+                                  misfire text DEFAULT NULL)
+RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes := orch._lock_process(id);
+  zone text;
+  result orch.processes;
+BEGIN
+  overlap := coalesce(overlap, proc.overlap_policy);
+  misfire := coalesce(misfire, proc.misfire_policy);
+  zone := orch._check_schedule(schedule, timezone, overlap, misfire);
+  UPDATE orch.processes p
+  SET schedule = set_schedule.schedule, timezone = zone, overlap_policy = overlap, misfire_policy = misfire,
+      next_run_at = CASE WHEN p.is_active THEN orch._next_run_at(set_schedule.schedule, zone, clock_timestamp()) END,
+      run_queued = p.run_queued AND set_schedule.schedule IS NOT NULL, updated_at = clock_timestamp()
+  WHERE p.id = proc.id
+  RETURNING * INTO result;
+  PERFORM orch._log_event('schedule_changed', result, NULL,
+                          jsonb_build_object('schedule', schedule, 'timezone', zone));
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN result;
+END
+$$;
+
+-- Turns the schedule off; manual starts still work.
+CREATE FUNCTION orch.pause(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  PERFORM orch._lock_process(id);
+  UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false,
+                              updated_at = clock_timestamp()
+  WHERE p.id = pause.id RETURNING * INTO result;
+  PERFORM orch._log_event('paused', result, NULL, NULL);
+  RETURN result;
+END
+$$;
+
+-- Turns the schedule on again; the next tick is the first one from now.
+CREATE FUNCTION orch.resume(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  PERFORM orch._lock_process(id);
+  UPDATE orch.processes p SET is_active = true,
+         next_run_at = orch._next_run_at(p.schedule, p.timezone, clock_timestamp()), updated_at = clock_timestamp()
+  WHERE p.id = resume.id RETURNING * INTO result;
+  PERFORM orch._log_event('resumed', result, NULL, NULL);
+  PERFORM orch._wake_scheduler_at_commit(false);
+  RETURN result;
+END
+$$;
+
+CREATE FUNCTION orch._log_event(kind text, proc orch.processes, run_id bigint, detail jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO orch.events (owner, process_id, run_id, kind, detail) VALUES (proc.owner, proc.id, run_id, kind, detail)
+$$;
+
+-- A scheduled start. A run that cannot be made (say, the type was redefined
+-- with a placeholder the input lacks) is recorded as a FAILED run saying why,
+-- instead of failing the scheduler's transaction.
+CREATE FUNCTION orch._start_scheduled_run(proc orch.processes, catch_up boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_run_id bigint;
+  message text;
+BEGIN
+  BEGIN
+    new_run_id := orch._start_run(proc, 'SCHEDULED', catch_up);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+    INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, completed_at, error_message)
+    VALUES (proc.id, proc.owner, 'FAILED', 'SCHEDULED', catch_up, 0, clock_timestamp(),
+            'the scheduled run could not start: ' || message)
+    RETURNING id INTO new_run_id;
+    IF proc.status <> 'IN_PROGRESS' THEN
+      UPDATE orch.processes p SET status = 'FAILED', current_run_id = new_run_id, last_run_at = clock_timestamp()
+      WHERE p.id = proc.id;
+    END IF;
+  END;
+  PERFORM orch._log_event(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc, new_run_id, NULL);
+END
+$$;
+
+-- Fires every due tick (up to 1000 a call) by the process's policies and
+-- returns the milliseconds until the next tick, or NULL if there is none.
+-- A tick is missed (downtime) when a later tick has passed too, or when it
+-- is more than a minute late: misfire 'skip' then drops it, 'run_once'
+-- starts one catch-up run for all the missed ticks.
+CREATE FUNCTION orch._fire_due_schedules() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+  now_ timestamptz := clock_timestamp();
+  tick timestamptz;
+  missed boolean;
+BEGIN
+  FOR proc IN SELECT * FROM orch.processes p WHERE p.next_run_at <= now_
+              ORDER BY p.next_run_at LIMIT 1000 FOR UPDATE SKIP LOCKED LOOP
+    tick := proc.next_run_at;
+    missed := orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_ OR now_ - tick > interval '1 minute';
+    UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
+    WHERE p.id = proc.id;
+    IF missed AND proc.misfire_policy = 'skip' THEN
+      PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
+    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
+      PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                              jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
+    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
+      IF proc.run_queued THEN
+        PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                                jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+      ELSE
+        UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
+        PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+      END IF;
+    ELSE
+      PERFORM orch._start_scheduled_run(proc, missed);
+    END IF;
+  END LOOP;
+  RETURN (SELECT ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000)::bigint
+          FROM orch.processes p WHERE p.next_run_at IS NOT NULL);
+END
+$$;
+
+-- Starts the queued run of processes whose run just ended (overlap 'queue').
+CREATE FUNCTION orch._start_queued_runs(run_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  FOR proc IN SELECT p.* FROM orch.processes p
+              WHERE p.run_queued AND p.status <> 'IN_PROGRESS' AND p.current_run_id = ANY (run_ids)
+              FOR UPDATE LOOP
+    UPDATE orch.processes p SET run_queued = false WHERE p.id = proc.id;
+    PERFORM orch._start_scheduled_run(proc, false);
+  END LOOP;
+END
+$$;
