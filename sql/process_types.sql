@@ -31,7 +31,7 @@ SELECT count(*) AS bad_types FROM orch.process_types WHERE name LIKE 'bad%';
 
 -- Only privileged roles may define types that run OS commands.
 CREATE ROLE regress_orch_plain;
-GRANT USAGE ON SCHEMA orch TO regress_orch_plain;
+GRANT orch_user TO regress_orch_plain;
 SET ROLE regress_orch_plain;
 SELECT orch.define_process_type('sneaky', '[{"name": "x", "command": ["/usr/bin/id"]}]');
 RESET ROLE;

@@ -130,3 +130,4 @@ SELECT count(*) AS pwned FROM pg_ls_dir('/tmp') AS f WHERE f = 'pg_orch_pwned';
 
 SELECT orch.delete_process(id) FROM orch.processes ORDER BY id;
 SELECT count(*) AS runs_left FROM orch.runs;
+DROP FUNCTION wait_for_task(text, text, orch.task_status);

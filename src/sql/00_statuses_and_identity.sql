@@ -2,6 +2,10 @@
 -- name order into the versioned install script (pg_orch--X.Y.sql).
 \echo Use "CREATE EXTENSION pg_orch" to load this file. \quit
 
+-- The schema belongs to the extension, so DROP EXTENSION takes it, and every
+-- privilege granted on it, along.
+CREATE SCHEMA orch;
+
 -- Statuses (DESIGN.md). Legal moves are checked by one trigger function that
 -- asks src/core/lifecycle, so no code path can take an illegal step.
 CREATE TYPE orch.status AS ENUM ('PENDING', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'STOPPED');

@@ -89,6 +89,30 @@ CREATE TABLE orch.tasks (
 -- The scheduler's claim: ready tasks in the order they became ready.
 CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 
+-- Who, besides its owner, may use a process type to create processes. A
+-- grantee is a role (its members may) or an owner name (a JWT "sub").
+CREATE TABLE orch.process_type_grants (
+  type        text NOT NULL REFERENCES orch.process_types (name) ON DELETE CASCADE,
+  grantee     text NOT NULL,
+  type_owner  text NOT NULL,  -- copied from the type for row level security without a join
+  granted_by  text NOT NULL DEFAULT orch.current_owner(),
+  granted_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (type, grantee)
+);
+
+-- Sharing one process with another owner or role (seed 004 task_permissions).
+CREATE TABLE orch.process_permissions (
+  process_id  text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,
+  grantee     text NOT NULL,
+  owner       text NOT NULL,  -- the process's owner, copied for row level security without a join
+  can_view    boolean NOT NULL DEFAULT true,
+  can_edit    boolean NOT NULL DEFAULT false,  -- start, stop, retry, pause, resume, schedule
+  granted_by  text NOT NULL DEFAULT orch.current_owner(),
+  granted_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (process_id, grantee)
+);
+CREATE INDEX ON orch.process_permissions (grantee);
+
 -- Append-only record of what happened to processes and runs.
 CREATE TABLE orch.events (
   id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -101,3 +125,25 @@ CREATE TABLE orch.events (
   detail     jsonb
 );
 CREATE INDEX ON orch.events (process_id, id);
+
+CREATE FUNCTION orch._log(kind text, owner text, process_id text, run_id bigint, detail jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO orch.events (owner, process_id, run_id, kind, detail) VALUES (owner, process_id, run_id, kind, detail)
+$$;
+
+CREATE FUNCTION orch._log_event(kind text, proc orch.processes, run_id bigint, detail jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT orch._log(kind, proc.owner, proc.id, run_id, detail)
+$$;
+
+CREATE FUNCTION orch._refuse_event_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'orch.events is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON orch.events
+  FOR EACH ROW EXECUTE FUNCTION orch._refuse_event_change();

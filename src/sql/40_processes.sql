@@ -3,11 +3,12 @@ CREATE FUNCTION orch.create_process(id text, type text, input_data jsonb DEFAULT
                                     schedule text DEFAULT NULL, timezone text DEFAULT NULL,
                                     overlap text DEFAULT 'skip', misfire text DEFAULT 'run_once')
 RETURNS orch.processes
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   result orch.processes;
   zone text;
+  process_type orch.process_types;
 BEGIN
   IF id IS NULL OR type IS NULL THEN
     RAISE EXCEPTION 'process id and type must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -22,9 +23,13 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   zone := orch._check_schedule(schedule, timezone, overlap, misfire);
-  PERFORM 1 FROM orch.process_types pt WHERE pt.name = create_process.type FOR KEY SHARE;
-  IF NOT FOUND THEN
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = create_process.type FOR KEY SHARE;
+  IF NOT FOUND AND orch._is_admin() THEN
     RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
+  ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', type USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+             '(orch.grant_process_type), and by orch_admin.';
   END IF;
   BEGIN
     INSERT INTO orch.processes (id, type, input_data, schedule, timezone, overlap_policy, misfire_policy,
@@ -38,12 +43,13 @@ BEGIN
   IF schedule IS NOT NULL THEN
     PERFORM orch._wake_scheduler_at_commit(false);
   END IF;
+  PERFORM orch._log_event('created', result, NULL, jsonb_build_object('type', type, 'schedule', schedule));
   RETURN result;
 END
 $$;
 
--- Locks a process row for a state change, or raises the error every API
--- function gives for an unknown process.
+-- Locks a process the caller may change, or raises the one error every API
+-- function gives for a process that is not theirs or does not exist.
 CREATE FUNCTION orch._lock_process(id text) RETURNS orch.processes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -51,8 +57,8 @@ DECLARE
   result orch.processes;
 BEGIN
   SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'process "%" does not exist', id USING ERRCODE = 'undefined_object';
+  IF NOT FOUND OR NOT orch._may('edit', result.id, result.owner) THEN
+    PERFORM orch._refuse_process(id, FOUND);
   END IF;
   RETURN result;
 END
@@ -98,10 +104,11 @@ END
 $$;
 
 CREATE FUNCTION orch.start(id text, triggered_by text DEFAULT 'MANUAL') RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
+  new_run_id bigint;
 BEGIN
   proc := orch._lock_process(id);
   IF proc.status = 'IN_PROGRESS' THEN
@@ -113,12 +120,14 @@ BEGIN
     RAISE EXCEPTION 'invalid triggered_by "%"', triggered_by
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL, API, SCHEDULED, RETRY or event:<name>.';
   END IF;
-  RETURN orch._start_run(proc, triggered_by);
+  new_run_id := orch._start_run(proc, triggered_by);
+  PERFORM orch._log_event('started', proc, new_run_id, jsonb_build_object('triggered_by', triggered_by));
+  RETURN new_run_id;
 END
 $$;
 
 CREATE FUNCTION orch.stop(id text) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
@@ -137,12 +146,13 @@ BEGIN
   WHERE t.run_id = proc.current_run_id AND t.status = 'PENDING';
   UPDATE orch.processes p SET status = 'STOPPED', run_queued = false, updated_at = now() WHERE p.id = proc.id;
   PERFORM orch._wake_scheduler_at_commit(true);
+  PERFORM orch._log_event('stopped', proc, proc.current_run_id, NULL);
   RETURN proc.current_run_id;
 END
 $$;
 
 CREATE FUNCTION orch.delete_process(id text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
@@ -159,5 +169,90 @@ BEGIN
       USING ERRCODE = 'object_in_use', HINT = 'Try again in a moment, or wait with orch.wait().';
   END IF;
   DELETE FROM orch.processes p WHERE p.id = proc.id;
+  PERFORM orch._log_event('deleted', proc, NULL, NULL);
+END
+$$;
+
+-- Resumes a FAILED or STOPPED run where it stopped: its completed tasks are
+-- kept, the others run again with their retries renewed.
+CREATE FUNCTION orch.retry(run_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run orch.runs;
+  proc orch.processes;
+BEGIN
+  SELECT * INTO run FROM orch.runs r WHERE r.id = retry.run_id;
+  IF NOT FOUND OR NOT orch._may('edit', run.process_id, run.owner) THEN
+    IF NOT FOUND AND orch._is_admin() THEN
+      RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE EXCEPTION 'permission denied for run %', run_id USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  proc := orch._lock_process(run.process_id);
+  IF run.status NOT IN ('FAILED', 'STOPPED') THEN
+    RAISE EXCEPTION 'run % is %; only a FAILED or STOPPED run can be retried', run_id, run.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF proc.current_run_id <> run.id OR proc.status = 'IN_PROGRESS' THEN
+    RAISE EXCEPTION 'run % is not the latest run of process "%"', run_id, proc.id
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only the latest run can be retried.';
+  END IF;
+  IF run.total_tasks = 0 THEN
+    RAISE EXCEPTION 'run % never started any task', run_id USING ERRCODE = 'object_not_in_prerequisite_state',
+      DETAIL = run.error_message, HINT = 'Start the process again with orch.start().';
+  END IF;
+  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = run.id AND t.status IN ('DISPATCHED', 'RUNNING')) THEN
+    RAISE EXCEPTION 'run % still has a command being stopped', run_id USING ERRCODE = 'object_in_use',
+      HINT = 'Wait for it with orch.wait().';
+  END IF;
+  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, started_at = NULL,
+         completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, error_message = NULL
+  WHERE t.run_id = run.id AND t.status IN ('FAILED', 'STOPPED', 'SKIPPED');
+  UPDATE orch.runs r SET status = 'IN_PROGRESS', completed_at = NULL, error_message = NULL WHERE r.id = run.id;
+  UPDATE orch.processes p SET status = 'IN_PROGRESS', last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+  WHERE p.id = proc.id;
+  PERFORM orch._advance_runs(ARRAY[run.id], false);
+  PERFORM orch._wake_scheduler_at_commit(false);
+  PERFORM orch._log_event('retried', proc, run.id, NULL);
+  RETURN run.id;
+END
+$$;
+
+-- Shares a process with another owner name or role: can_view lets them see
+-- it, its runs, tasks and events; can_edit lets them start, stop, retry and
+-- schedule it as well. Only the owner (or an admin) shares.
+CREATE FUNCTION orch.share_process(id text, grantee text, can_edit boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  SELECT * INTO proc FROM orch.processes p WHERE p.id = share_process.id FOR UPDATE;
+  IF NOT FOUND OR NOT (orch._is_admin() OR (proc.owner = orch.current_owner() AND orch._can_write())) THEN
+    PERFORM orch._refuse_process(id, FOUND);
+  END IF;
+  IF grantee IS NULL OR grantee = '' THEN
+    RAISE EXCEPTION 'grantee must not be empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO orch.process_permissions AS pp (process_id, grantee, owner, can_view, can_edit)
+  VALUES (proc.id, grantee, proc.owner, true, coalesce(can_edit, false))
+  ON CONFLICT ON CONSTRAINT process_permissions_pkey DO UPDATE SET can_view = true, can_edit = EXCLUDED.can_edit;
+  PERFORM orch._log_event('shared', proc, NULL, jsonb_build_object('grantee', grantee, 'can_edit', can_edit));
+END
+$$;
+
+CREATE FUNCTION orch.unshare_process(id text, grantee text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes;
+BEGIN
+  SELECT * INTO proc FROM orch.processes p WHERE p.id = unshare_process.id FOR UPDATE;
+  IF NOT FOUND OR NOT (orch._is_admin() OR (proc.owner = orch.current_owner() AND orch._can_write())) THEN
+    PERFORM orch._refuse_process(id, FOUND);
+  END IF;
+  DELETE FROM orch.process_permissions pp WHERE pp.process_id = proc.id AND pp.grantee = unshare_process.grantee;
+  PERFORM orch._log_event('unshared', proc, NULL, jsonb_build_object('grantee', grantee));
 END
 $$;

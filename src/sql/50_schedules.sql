@@ -53,7 +53,7 @@ $$;
 CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT NULL, overlap text DEFAULT NULL,
                                   misfire text DEFAULT NULL)
 RETURNS orch.processes
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes := orch._lock_process(id);
@@ -78,7 +78,7 @@ $$;
 
 -- Turns the schedule off; manual starts still work.
 CREATE FUNCTION orch.pause(id text) RETURNS orch.processes
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   result orch.processes;
@@ -94,7 +94,7 @@ $$;
 
 -- Turns the schedule on again; the next tick is the first one from now.
 CREATE FUNCTION orch.resume(id text) RETURNS orch.processes
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   result orch.processes;
@@ -109,11 +109,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch._log_event(kind text, proc orch.processes, run_id bigint, detail jsonb) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
-AS $$
-  INSERT INTO orch.events (owner, process_id, run_id, kind, detail) VALUES (proc.owner, proc.id, run_id, kind, detail)
-$$;
 
 -- A scheduled start. A run that cannot be made (say, the type was redefined
 -- with a placeholder the input lacks) is recorded as a FAILED run saying why,

@@ -1,5 +1,7 @@
 -- pg_orch: watching
-CREATE VIEW orch.process_overview AS
+-- security_invoker: the views show what the querying user's row level
+-- security lets them see, not what the view's owner could.
+CREATE VIEW orch.process_overview WITH (security_invoker = true) AS
 SELECT p.id, p.type, p.status, p.owner, p.schedule, p.timezone, p.is_active, p.next_run_at, p.last_run_at,
        p.current_run_id AS run_id, r.triggered_by,
        -- 1-based position of the latest task started (derived, not stored)
@@ -13,7 +15,7 @@ LEFT JOIN LATERAL (SELECT jsonb_array_length(t.tasks) AS total_tasks
                    FROM orch.process_types t WHERE t.name = p.type) pt ON true;
 
 -- Per process type: how many processes are in each status, and their runs.
-CREATE VIEW orch.stats AS
+CREATE VIEW orch.stats WITH (security_invoker = true) AS
 SELECT p.type,
        count(*) AS processes,
        count(*) FILTER (WHERE p.status = 'PENDING') AS pending,

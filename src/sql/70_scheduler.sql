@@ -32,9 +32,15 @@ $$;
 CREATE FUNCTION orch._tasks_started(started jsonb) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
-  UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = to_timestamp(s.started_at)
-  FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, started_at float8)
-  WHERE t.id = s.id AND t.status = 'DISPATCHED';
+  WITH s AS (
+    UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = to_timestamp(s.started_at)
+    FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, started_at float8)
+    WHERE t.id = s.id AND t.status = 'DISPATCHED'
+    RETURNING t.*)
+  INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
+  SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
+         jsonb_build_object('task', s.name, 'attempt', s.attempt, 'pid', s.pid)
+  FROM s;
 $$;
 
 -- Of the given tasks, those whose run was stopped: the scheduler kills them.
@@ -72,7 +78,13 @@ BEGIN
         error_message = f.error
     FROM f, orch.runs r
     WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
-    RETURNING t.run_id, t.status)
+    RETURNING t.*),
+  logged AS (
+    INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
+    SELECT 'pg_orch scheduler', d.owner, d.process_id, d.run_id,
+           CASE WHEN d.status = 'PENDING' THEN 'task_retrying' ELSE 'task_' || lower(d.status::text) END,
+           jsonb_build_object('task', d.name, 'attempt', d.attempt, 'exit_code', d.exit_code, 'error', d.error_message)
+    FROM done d)
   SELECT array_agg(DISTINCT done.run_id), bool_or(done.status IN ('FAILED', 'STOPPED'))
     INTO touched, any_failed FROM done;
 
@@ -93,13 +105,18 @@ DECLARE
   skipped integer;
 BEGIN
   WHILE look_for_skips LOOP
-    UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
-           error_message = 'a task it depends on did not complete'
-    FROM orch.runs r
-    WHERE r.id = t.run_id AND r.id = ANY (run_ids) AND r.status = 'IN_PROGRESS'
-      AND t.status = 'PENDING'
-      AND EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
-                    AND d.status IN ('FAILED', 'SKIPPED', 'STOPPED'));
+    WITH s AS (
+      UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
+             error_message = 'a task it depends on did not complete'
+      FROM orch.runs r
+      WHERE r.id = t.run_id AND r.id = ANY (run_ids) AND r.status = 'IN_PROGRESS'
+        AND t.status = 'PENDING'
+        AND EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
+                      AND d.status IN ('FAILED', 'SKIPPED', 'STOPPED'))
+      RETURNING t.*)
+    INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
+    SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_skipped', jsonb_build_object('task', s.name)
+    FROM s;
     GET DIAGNOSTICS skipped = ROW_COUNT;
     look_for_skips := skipped > 0;
   END LOOP;
@@ -125,7 +142,12 @@ BEGIN
     SET status = CASE WHEN f.all_completed THEN 'COMPLETED' ELSE 'FAILED' END::orch.status,
         completed_at = clock_timestamp(), error_message = f.first_error
     FROM finished f WHERE r.id = f.id
-    RETURNING r.id, r.process_id, r.status)
+    RETURNING r.id, r.process_id, r.owner, r.status, r.error_message),
+  logged AS (
+    INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
+    SELECT 'pg_orch scheduler', e.owner, e.process_id, e.id, 'run_' || lower(e.status::text),
+           jsonb_build_object('error', e.error_message)
+    FROM ended e)
   UPDATE orch.processes p SET status = e.status, updated_at = clock_timestamp()
   FROM ended e WHERE p.id = e.process_id AND p.current_run_id = e.id;
 

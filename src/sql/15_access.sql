@@ -1,0 +1,67 @@
+-- pg_orch: who may do what. The API functions are SECURITY DEFINER and ask
+-- these; the tables' row level security policies (90_security.sql) say the
+-- same for reads, so a user sees through SELECT exactly what the functions
+-- let them act on.
+
+-- Superusers and members of orch_admin see and manage everything.
+CREATE FUNCTION orch._is_admin() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT r.rolsuper OR pg_catalog.pg_has_role(r.oid, 'orch_admin', 'MEMBER')
+  FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller()
+$$;
+
+-- Members of orch_user (and admins) may create and change; orch_viewer only reads.
+CREATE FUNCTION orch._can_write() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER')
+$$;
+
+-- The names a grant can be made to that mean the caller: its owner name and
+-- every role it is a member of.
+CREATE FUNCTION orch._identities() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ARRAY[orch.current_owner()] ||
+         ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r
+               WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER'))
+$$;
+
+-- May the caller see (need 'view') or change (need 'edit') this process?
+CREATE FUNCTION orch._may(need text, process_id text, owner text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT orch._is_admin()
+      OR ((need = 'view' OR orch._can_write())
+          AND (owner = orch.current_owner()
+               OR EXISTS (SELECT 1 FROM orch.process_permissions pp
+                          WHERE pp.process_id = _may.process_id AND pp.grantee = ANY (orch._identities())
+                            AND (pp.can_edit OR (need = 'view' AND pp.can_view)))))
+$$;
+
+-- May the caller create processes of this type?
+CREATE FUNCTION orch._may_use_type(type orch.process_types) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT orch._is_admin()
+      OR (orch._can_write()
+          AND (type.owner = orch.current_owner()
+               OR EXISTS (SELECT 1 FROM orch.process_type_grants g
+                          WHERE g.type = type.name AND g.grantee = ANY (orch._identities()))))
+$$;
+
+-- The one error for a process the caller may not act on. It does not say
+-- whether the process exists; only admins are told that it does not.
+CREATE FUNCTION orch._refuse_process(id text, found boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT found AND orch._is_admin() THEN
+    RAISE EXCEPTION 'process "%" does not exist', id USING ERRCODE = 'undefined_object';
+  END IF;
+  RAISE EXCEPTION 'permission denied for process "%"', id
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'Processes can be changed by their owner, by roles they are shared with for editing, and by orch_admin.';
+END
+$$;
