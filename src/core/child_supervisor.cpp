@@ -103,7 +103,6 @@ void close_fd(int &fd) {
 // reap the leader only after its last signal, so this never hits a stranger.
 void signal_group(int pgid, int sig) { ::kill(-pgid, sig); }
 
-std::string quoted(const std::string &text) { return "\"" + text + "\""; }
 
 std::string format_duration(std::chrono::milliseconds duration) {
   long long ms = duration.count();
@@ -127,12 +126,12 @@ std::string working_directory_problem(const std::string &dir) {
   if (dir.empty()) return "";
   struct stat info;
   if (::stat(dir.c_str(), &info) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return "working directory " + quoted(dir) + " does not exist";
-    return "could not access working directory " + quoted(dir) + ": " + std::strerror(errno);
+    if (errno == ENOENT || errno == ENOTDIR) return "working directory " + quote(dir) + " does not exist";
+    return "could not access working directory " + quote(dir) + ": " + std::strerror(errno);
   }
-  if (!S_ISDIR(info.st_mode)) return "working directory " + quoted(dir) + " is not a directory";
+  if (!S_ISDIR(info.st_mode)) return "working directory " + quote(dir) + " is not a directory";
   if (::access(dir.c_str(), X_OK) != 0)
-    return "could not access working directory " + quoted(dir) + ": " + std::strerror(errno);
+    return "could not access working directory " + quote(dir) + ": " + std::strerror(errno);
   return "";
 }
 
@@ -218,7 +217,7 @@ void check_request(const SpawnRequest &request) {
   for (const auto &entry : request.env) {
     if (has_nul(entry)) throw InvalidInput("env must not contain a NUL byte");
     if (entry.find('=') == std::string::npos || entry[0] == '=')
-      throw InvalidInput("env entry " + quoted(entry) + " is not KEY=VALUE");
+      throw InvalidInput("env entry " + quote(entry) + " is not KEY=VALUE");
   }
   if (has_nul(request.working_directory)) throw InvalidInput("working_directory must not contain a NUL byte");
   if (request.timeout.count() < 0) throw InvalidInput("timeout must not be negative");
@@ -300,7 +299,7 @@ int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, Steady
   if (rc != 0) {
     close_fd(read_end);
     failed_.push_back(
-        spawn_failure(id, "could not execute " + quoted(request.argv[0]) + ": " + std::strerror(rc), now));
+        spawn_failure(id, "could not execute " + quote(request.argv[0]) + ": " + std::strerror(rc), now));
     return 0;
   }
   children_.emplace_back(id, static_cast<int>(pid), read_end, request, now);

@@ -16,4 +16,9 @@ class InvalidInput : public std::runtime_error {
   explicit InvalidInput(const std::string &message) : std::runtime_error(message) {}
 };
 
+// A user's value as it appears in a message: in double quotes with JSON
+// escapes (so a newline or a quote cannot garble the message), and cut
+// after 100 bytes.
+std::string quote(const std::string &text);
+
 }  // namespace orch

@@ -9,12 +9,6 @@
 namespace orch {
 namespace {
 
-std::string quote(const std::string &text) {
-  constexpr std::size_t kMax = 100;
-  std::string shown = text.size() > kMax ? text.substr(0, kMax) + "..." : text;
-  return nlohmann::json(shown).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 class Parser {

@@ -14,12 +14,6 @@ namespace {
 
 // JSON-style quoting keeps control characters and stray bytes readable in
 // messages; long inputs are cut so one bad value cannot flood the log.
-std::string quote(const std::string &text) {
-  constexpr std::size_t kMax = 100;
-  std::string shown = text.size() > kMax ? text.substr(0, kMax) + "..." : text;
-  return nlohmann::json(shown).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 [[noreturn]] void fail(const std::string &text, const std::string &reason = "") {
   std::string message = "invalid interval " + quote(text);
   if (!reason.empty()) message += ": " + reason;

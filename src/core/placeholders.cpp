@@ -9,12 +9,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string quote(const std::string &text) {
-  constexpr std::size_t kMax = 100;
-  std::string shown = text.size() > kMax ? text.substr(0, kMax) + "..." : text;
-  return json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 json parse_input(const std::string &input_json) {
   if (input_json.empty()) return json::object();
   json input;

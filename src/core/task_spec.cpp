@@ -16,12 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string quote(const std::string &text) {
-  constexpr std::size_t kMax = 100;
-  std::string shown = text.size() > kMax ? text.substr(0, kMax) + "..." : text;
-  return json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 bool has_nul(const std::string &s) { return s.find('\0') != std::string::npos; }
 
 bool is_blank(const std::string &s) { return s.find_first_not_of(" \t\n\r\f\v") == std::string::npos; }

@@ -37,7 +37,7 @@ class PgTimeZone : public TimeZoneRules {
 
 pg_tz *find_zone(const std::string &name) {
   pg_tz *zone = pg_call([&] { return pg_tzset(name.c_str()); });
-  if (zone == nullptr) throw InvalidInput("unknown time zone \"" + name + "\"");
+  if (zone == nullptr) throw InvalidInput("unknown time zone " + quote(name));
   return zone;
 }
 
@@ -45,7 +45,7 @@ CronSchedule parse_schedule(const std::string &expression) {
   try {
     return CronSchedule::parse(expression);
   } catch (const InvalidInput &e) {
-    throw InvalidInput("invalid schedule \"" + expression + "\": " + e.what());
+    throw InvalidInput("invalid schedule " + quote(expression) + ": " + e.what());
   }
 }
 
