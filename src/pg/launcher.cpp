@@ -80,6 +80,7 @@ bool is_running(BackgroundWorkerHandle *handle) {
 
 void launcher_loop() {
   BackgroundWorkerHandle *scheduler = nullptr;
+  TimestampTz last_start = 0;
   while (!got_sigterm) {
     pg_call([] {
       if (ConfigReloadPending) {
@@ -87,9 +88,13 @@ void launcher_loop() {
         ProcessConfigFile(PGC_SIGHUP);
       }
     });
-    if (!is_running(scheduler)) {
+    // A scheduler that keeps failing is started again at most once per
+    // recheck interval, not in a tight loop.
+    TimestampTz now = GetCurrentTimestamp();
+    if (!is_running(scheduler) && TimestampDifferenceExceeds(last_start, now, kRecheckMs)) {
       Oid database = target_database();
       scheduler = OidIsValid(database) ? start_scheduler(database) : nullptr;
+      if (scheduler != nullptr) last_start = now;
     }
     // Woken when the scheduler starts or exits (bgw_notify_pid), or to look
     // for a database that does not exist yet.
