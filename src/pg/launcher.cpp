@@ -96,10 +96,12 @@ void launcher_loop() {
       scheduler = OidIsValid(database) ? start_scheduler(database) : nullptr;
       if (scheduler != nullptr) last_start = now;
     }
-    // Woken when the scheduler starts or exits (bgw_notify_pid), or to look
-    // for a database that does not exist yet.
-    pg_call([] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kRecheckMs, PG_WAIT_EXTENSION);
+    // Woken when the scheduler starts or exits (bgw_notify_pid); without a
+    // running scheduler, also every kRecheckMs to try again.
+    long timeout = is_running(scheduler) ? -1 : kRecheckMs;
+    pg_call([&] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | (timeout < 0 ? 0 : WL_TIMEOUT) | WL_EXIT_ON_PM_DEATH, timeout,
+                      PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
       CHECK_FOR_INTERRUPTS();
     });

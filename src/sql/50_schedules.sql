@@ -137,24 +137,27 @@ BEGIN
 END
 $$;
 
--- Fires every due tick (up to 1000 a call) by the process's policies and
--- returns the milliseconds until the next tick, or NULL if there is none.
--- A tick is missed (downtime) when a later tick has passed too, or when it
--- is more than a minute late: misfire 'skip' then drops it, 'run_once'
--- starts one catch-up run for all the missed ticks.
-CREATE FUNCTION orch._fire_due_schedules() RETURNS bigint
+-- Fires due ticks, at most max_count a call (so that the first commands of
+-- a burst start while the rest are still being fired), by each process's
+-- policies, and returns the milliseconds until the next tick (0 if more are
+-- due now), or NULL if there is none. A tick is missed when it came while
+-- no scheduler was running (before this one started) or a later tick has
+-- passed too: misfire 'skip' then drops it, 'run_once' starts one catch-up
+-- run for all the missed ticks.
+CREATE FUNCTION orch._fire_due_schedules(max_count integer DEFAULT 100) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
   now_ timestamptz := clock_timestamp();
+  scheduler_started timestamptz := (SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_backend_pid()) a);
   tick timestamptz;
   missed boolean;
 BEGIN
   FOR proc IN SELECT * FROM orch.processes p WHERE p.next_run_at <= now_
-              ORDER BY p.next_run_at LIMIT 1000 FOR UPDATE SKIP LOCKED LOOP
+              ORDER BY p.next_run_at LIMIT max_count FOR UPDATE SKIP LOCKED LOOP
     tick := proc.next_run_at;
-    missed := orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_ OR now_ - tick > interval '1 minute';
+    missed := tick < scheduler_started OR orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_;
     UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
     WHERE p.id = proc.id;
     IF missed AND proc.misfire_policy = 'skip' THEN
@@ -174,7 +177,7 @@ BEGIN
       PERFORM orch._start_scheduled_run(proc, missed);
     END IF;
   END LOOP;
-  RETURN (SELECT ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000)::bigint
+  RETURN (SELECT greatest(ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000), 0)::bigint
           FROM orch.processes p WHERE p.next_run_at IS NOT NULL);
 END
 $$;

@@ -182,7 +182,7 @@ AS $$
   FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') ORDER BY t.id
 $$;
 
-REVOKE ALL ON FUNCTION orch._fire_due_schedules(), orch._start_queued_runs(bigint[]),
+REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_runs(bigint[]),
   orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb),
   orch._advance_runs(bigint[], boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint) FROM PUBLIC;
