@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/child_supervisor.hpp"
+#include "core/interval.hpp"
 #include "core/orphaned_group.hpp"
 #include "core/output_text.hpp"
 #include "core/task_outcome.hpp"
@@ -15,6 +16,7 @@
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/spi.hpp"
+#include "pg/sql_task_runner.hpp"
 
 namespace orch::pg {
 namespace {
@@ -40,11 +42,38 @@ void handle_sigchld(SIGNAL_ARGS) {
   errno = saved_errno;
 }
 
+// An sql task's attempt runs in a background worker of its own (see
+// sql_task_runner.hpp); the scheduler only watches it.
+struct SqlWorker {
+  BackgroundWorkerHandle *handle;
+  std::chrono::milliseconds timeout{0};  // 0: none
+  // When the scheduler ends it, if its own statement timeout did not: the
+  // timeout plus orch.kill_grace, like SIGKILL after SIGTERM for a command.
+  std::optional<steady_clock::time_point> deadline;
+  // Set when the scheduler terminated it (TimedOut or Stopped); otherwise an
+  // exit without a record of the attempt is a failure (Signaled).
+  std::optional<Ending> ended_by_scheduler;
+};
+using SqlWorkers = std::unordered_map<std::uint64_t, SqlWorker>;
+
+// When the scheduler exits, its sql tasks' workers are terminated, as its
+// commands are killed: the next scheduler recovers their attempts alike.
+void terminate_sql_workers(const SqlWorkers &workers) noexcept {
+  for (const auto &[id, worker] : workers) {
+    try {
+      pg_call([&] { TerminateBackgroundWorker(worker.handle); });
+    } catch (...) {
+    }
+  }
+}
+
 ChildSupervisor *exiting_children = nullptr;
+SqlWorkers *exiting_sql_workers = nullptr;
 
 // Also on FATAL and postmaster death, which leave without unwinding.
 void kill_children_at_exit(int, Datum) {
   if (exiting_children) exiting_children->kill_all();
+  if (exiting_sql_workers) terminate_sql_workers(*exiting_sql_workers);
 }
 
 // What the scheduler must remember about a launched attempt to decide its outcome.
@@ -112,8 +141,15 @@ SpawnRequest spawn_request(const Json &row, const std::string &marker) {
 
 class Scheduler {
  public:
-  Scheduler() { exiting_children = &children_; }
-  ~Scheduler() { exiting_children = nullptr; }
+  Scheduler() {
+    exiting_children = &children_;
+    exiting_sql_workers = &sql_workers_;
+  }
+  ~Scheduler() {
+    exiting_children = nullptr;
+    exiting_sql_workers = nullptr;
+    terminate_sql_workers(sql_workers_);  // children_ kills its own
+  }
 
   void run() {
     if (!wait_for_extension()) return;
@@ -135,6 +171,7 @@ class Scheduler {
   void iterate() {
     reload_config_if_asked();
     for (FinishedChild &child : children_.poll(steady_clock::now())) record_finished(std::move(child));
+    if (!sql_workers_.empty()) poll_sql_workers(steady_clock::now());
 
     // A session committed new work: look at schedules, not only at ready tasks.
     if (std::uint32_t wakes = wake_generation(); wakes != wake_generation_seen_) {
@@ -144,7 +181,7 @@ class Scheduler {
     std::uint32_t generation = stop_generation();
     bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
     bool fire = settings.enabled && (schedules_wanted_ || (schedule_due_ && steady_clock::now() >= *schedule_due_));
-    bool claim = settings.enabled && (claim_wanted_ || fire) && children_.running() < capacity();
+    bool claim = settings.enabled && (claim_wanted_ || fire) && running() < capacity();
     bool other_work = !finished_.empty() || check_stops || fire || claim;
     bool started_due = !started_.empty() && steady_clock::now() >= started_due_;
     std::vector<Json> claimed;
@@ -168,11 +205,13 @@ class Scheduler {
     }
     launch(claimed);
     // More may be ready if every free slot was filled: come straight back.
-    claim_wanted_ = !claimed.empty() && children_.running() < capacity();
+    claim_wanted_ = !claimed.empty() && running() < capacity();
     if (!claim_wanted_ && finished_.empty()) wait_for_event();
   }
 
   std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
+  // Commands and sql tasks count alike against orch.max_concurrent_tasks.
+  std::size_t running() const { return children_.running() + sql_workers_.size(); }
 
   // Starts the runs whose tick has come and notes when the next tick is.
   void fire_due_schedules() {
@@ -183,7 +222,7 @@ class Scheduler {
   }
 
   std::vector<Json> claim_tasks() {
-    std::size_t free_slots = capacity() - children_.running();
+    std::size_t free_slots = capacity() - running();
     std::vector<Json> rows;
     for (const std::string &text :
          query("SELECT to_jsonb(c) FROM orch._claim_tasks($1::integer) c", {std::to_string(free_slots)}))
@@ -207,6 +246,10 @@ class Scheduler {
     for (const Json &row : claimed) {
       auto id = row.at("id").get<std::uint64_t>();
       attempts_[id] = Attempt{row.at("attempt").get<int>(), retry_policy_of(row)};
+      if (row.at("kind") == "sql") {
+        launch_sql(id, row, now);
+        continue;
+      }
       int pid = 0;
       try {
         pid = children_.spawn(id, spawn_request(row, marker_), now);
@@ -217,6 +260,74 @@ class Scheduler {
       }
       if (pid > 0) started_.push_back({{"id", id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
     }
+  }
+
+  // Starts the worker of an sql task. It records the attempt RUNNING and its
+  // outcome itself; the scheduler records it only if the worker ends without.
+  void launch_sql(std::uint64_t id, const Json &row, steady_clock::time_point now) {
+    BackgroundWorkerHandle *handle = start_sql_task_worker(id, row.at("attempt").get<int>());
+    if (handle == nullptr) {
+      int slots = pg_call([] { return max_worker_processes; });
+      record(id, Ending::SpawnFailed, -1, "", false,
+             "no background worker slot is free to run the sql task (max_worker_processes = " +
+                 std::to_string(slots) + "); raise max_worker_processes");
+      return;
+    }
+    SqlWorker worker{handle};
+    if (!row.at("timeout_ms").is_null()) {
+      worker.timeout = milliseconds(row.at("timeout_ms").get<long long>());
+      if (worker.timeout.count() > 0) worker.deadline = now + worker.timeout + milliseconds(settings.kill_grace_ms);
+    }
+    // An entry left for this id is an earlier attempt whose worker recorded
+    // its retry and is exiting: nothing is left to record for it.
+    if (auto left = sql_workers_.find(id); left != sql_workers_.end()) {
+      free_handle(left->second.handle);
+      sql_workers_.erase(left);
+    }
+    sql_workers_.emplace(id, worker);
+  }
+
+  // Applies the sql workers' deadlines and records the attempts of those
+  // that exited. A worker that recorded its attempt leaves the task neither
+  // DISPATCHED nor RUNNING, so orch._tasks_finished ignores this record.
+  void poll_sql_workers(steady_clock::time_point now) {
+    for (auto it = sql_workers_.begin(); it != sql_workers_.end();) {
+      SqlWorker &worker = it->second;
+      if (!worker.ended_by_scheduler && worker.deadline && now >= *worker.deadline) {
+        terminate(worker);
+        worker.ended_by_scheduler = Ending::TimedOut;
+      }
+      if (!has_exited(worker)) {
+        ++it;
+        continue;
+      }
+      std::uint64_t id = it->first;
+      SqlWorker exited = worker;
+      it = sql_workers_.erase(it);
+      free_handle(exited.handle);
+      Ending ending = exited.ended_by_scheduler.value_or(Ending::Signaled);
+      std::string error = ending == Ending::Stopped    ? "stopped"
+                           : ending == Ending::TimedOut ? "timed out after " + format_interval(exited.timeout)
+                                                        : "the sql task's worker exited without recording a result";
+      record(id, ending, -1, "", false, error);
+    }
+  }
+
+  static bool has_exited(const SqlWorker &worker) {
+    return pg_call([&] {
+      pid_t pid;
+      return GetBackgroundWorkerPid(worker.handle, &pid) == BGWH_STOPPED;
+    });
+  }
+
+  // Its statement ends at the next interrupt check and its transaction is
+  // rolled back; has_exited() tells when it is gone.
+  static void terminate(const SqlWorker &worker) {
+    pg_call([&] { TerminateBackgroundWorker(worker.handle); });
+  }
+
+  static void free_handle(BackgroundWorkerHandle *handle) {
+    pg_call([&] { pfree(handle); });
   }
 
   void record_finished(FinishedChild child) {
@@ -247,7 +358,18 @@ class Scheduler {
 
   void stop_tasks(const std::vector<std::string> &ids) {
     auto now = steady_clock::now();
-    for (const std::string &id : ids) children_.stop(std::stoull(id), now);
+    for (const std::string &text : ids) {
+      std::uint64_t id = std::stoull(text);
+      if (auto sql = sql_workers_.find(id); sql != sql_workers_.end()) {
+        // Recorded STOPPED once its worker is gone (a timed-out one stays TimedOut).
+        if (!sql->second.ended_by_scheduler) {
+          terminate(sql->second);
+          sql->second.ended_by_scheduler = Ending::Stopped;
+        }
+      } else {
+        children_.stop(id, now);
+      }
+    }
   }
 
   // Sleeps until the latch is set (start/stop committed, child exited,
@@ -258,6 +380,9 @@ class Scheduler {
     long timeout = settings.poll_interval_ms;
     if (auto deadline = children_.next_deadline())
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*deadline - now).count());
+    for (const auto &[id, worker] : sql_workers_)
+      if (worker.deadline && !worker.ended_by_scheduler)
+        timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*worker.deadline - now).count());
     if (!started_.empty())
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(started_due_ - now).count());
     if (schedule_due_)
@@ -360,6 +485,7 @@ class Scheduler {
 
   const std::string marker_ = scheduler_marker();
   ChildSupervisor children_;
+  SqlWorkers sql_workers_;  // sql tasks' workers not yet seen to exit
   std::unordered_map<std::uint64_t, Attempt> attempts_;  // launched, not yet recorded
   Json started_ = Json::array();                         // launched; RUNNING not yet recorded
   steady_clock::time_point started_due_;                 // record them by then
