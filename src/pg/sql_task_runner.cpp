@@ -55,6 +55,13 @@ constexpr const char *kContextQuery = R"SQL(
   FOR UPDATE OF t
 )SQL";
 
+// The attempt, RUNNING as the first transaction left it, locked.
+constexpr const char *kStillRunningQuery = R"SQL(
+  SELECT t.id::text FROM orch.tasks t
+  WHERE t.id = $1::bigint AND t.status = 'RUNNING' AND t.attempt = $2::integer
+  FOR UPDATE
+)SQL";
+
 // ---------------------------------------------------------------------------
 // The creator's JWT claims, fixed for the life of the worker.
 //
@@ -331,47 +338,59 @@ Json finished_record(std::uint64_t task_id, const AttemptOutcome &outcome, Json 
           {"error", error.empty() ? Json(nullptr) : Json(to_database_text(error))}};
 }
 
+void record_finished(const Json &record) {
+  Json finished = Json::array();
+  finished.push_back(record);
+  query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
+}
+
+// Two transactions: the first takes the attempt and records it RUNNING, so
+// that a long statement shows as running; the second runs the statement and
+// records its outcome, so that its effects and the task's completion commit
+// together. A crash in between leaves the task RUNNING for recovery.
 void run_sql_task(std::uint64_t task_id, int attempt) {
+  Json context;
   in_transaction([&] {
     std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
     if (rows.empty()) return;  // recorded or taken back already: nothing to do
-    Json context = Json::parse(rows[0]);
-    Json record;
+    context = Json::parse(rows[0]);
     if (!context.at("run_in_progress").get<bool>()) {
       // Stopped before it could start: no SQL runs.
-      record = finished_record(task_id, {Outcome::Stopped}, nullptr, "", false, "stopped");
-    } else {
-      int pid = pg_call([] { return MyProcPid; });
-      Json started_record = Json::array();
-      started_record.push_back({{"id", task_id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
-      query("SELECT orch._tasks_started($1::jsonb)", {started_record.dump()});
-
-      TaskSpec policy;
-      policy.max_retries = context.at("max_retries").get<int>();
-      policy.retry_delay = milliseconds(context.at("retry_delay_ms").get<long long>());
-      policy.retry_backoff = context.at("retry_backoff").get<double>();
-      long long timeout_ms = context.at("timeout_ms").is_null() ? 0 : context.at("timeout_ms").get<long long>();
-      fix_jwt_claims(context.at("claims").is_null() ? "" : context.at("claims").get<std::string>());
-
-      auto started = steady_clock::now();
-      SqlResult result = run_as_creator(context.at("sql").get<std::string>(), context.at("input").get<std::string>(),
-                                        context.at("role").get<std::string>(), timeout_ms);
-      if (result.ok) {
-        std::string output = result.returned_rows ? result.output : rows_affected(result);
-        record = finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
-                                 result.truncated, "");
-      } else {
-        bool timed_out = timeout_ms > 0 && result.sqlstate == ERRCODE_QUERY_CANCELED &&
-                         steady_clock::now() - started >= milliseconds(timeout_ms);
-        std::string error =
-            timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
-        Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
-        record = finished_record(task_id, decide_outcome(ending, 1, attempt, policy), nullptr, "", false, error);
-      }
+      record_finished(finished_record(task_id, {Outcome::Stopped}, nullptr, "", false, "stopped"));
+      context = nullptr;
+      return;
     }
-    Json finished = Json::array();
-    finished.push_back(std::move(record));
-    query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
+    int pid = pg_call([] { return MyProcPid; });
+    Json started_record = Json::array();
+    started_record.push_back({{"id", task_id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
+    query("SELECT orch._tasks_started($1::jsonb)", {started_record.dump()});
+  });
+  if (context.is_null()) return;
+
+  in_transaction([&] {
+    // Still ours: the scheduler records an attempt only after this worker exits.
+    if (query(kStillRunningQuery, {std::to_string(task_id), std::to_string(attempt)}).empty()) return;
+    TaskSpec policy;
+    policy.max_retries = context.at("max_retries").get<int>();
+    policy.retry_delay = milliseconds(context.at("retry_delay_ms").get<long long>());
+    policy.retry_backoff = context.at("retry_backoff").get<double>();
+    long long timeout_ms = context.at("timeout_ms").is_null() ? 0 : context.at("timeout_ms").get<long long>();
+    fix_jwt_claims(context.at("claims").is_null() ? "" : context.at("claims").get<std::string>());
+
+    auto started = steady_clock::now();
+    SqlResult result = run_as_creator(context.at("sql").get<std::string>(), context.at("input").get<std::string>(),
+                                      context.at("role").get<std::string>(), timeout_ms);
+    if (result.ok) {
+      std::string output = result.returned_rows ? result.output : rows_affected(result);
+      record_finished(finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
+                                      result.truncated, ""));
+    } else {
+      bool timed_out = timeout_ms > 0 && result.sqlstate == ERRCODE_QUERY_CANCELED &&
+                       steady_clock::now() - started >= milliseconds(timeout_ms);
+      std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
+      Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
+      record_finished(finished_record(task_id, decide_outcome(ending, 1, attempt, policy), nullptr, "", false, error));
+    }
   });
 }
 

@@ -207,6 +207,9 @@ start_as('alice', undef, 'stop-1', 'sleepy');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orch sql task' AND query = 'SELECT pg_sleep(60)'"),
 	'the sleeping statement runs in its worker');
+is(sql(q{SELECT t.status || ' ' || (t.pid = a.pid) FROM orch.tasks t, pg_stat_activity a
+           WHERE t.process_id = 'stop-1' AND a.backend_type = 'pg_orch sql task'}),
+	'RUNNING true', 'a running sql task shows RUNNING with its worker\'s pid');
 is(sql("SELECT orch.stop('stop-1') IS NOT NULL; SELECT orch.wait('stop-1', '30 seconds')"), "t\nSTOPPED", 'run STOPPED');
 ok($node->poll_query_until('postgres', "SELECT status = 'STOPPED' FROM orch.tasks WHERE process_id = 'stop-1'"),
 	'task STOPPED');
