@@ -18,15 +18,6 @@ namespace {
 
 constexpr long kRecheckMs = 1000;
 
-volatile sig_atomic_t got_sigterm = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  got_sigterm = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // Without a database only nailed catalogs can be read, so this scans
 // pg_database itself rather than use get_database_oid() and its index.
 Oid target_database() {
@@ -81,7 +72,7 @@ bool is_running(BackgroundWorkerHandle *handle) {
 void launcher_loop() {
   BackgroundWorkerHandle *scheduler = nullptr;
   TimestampTz last_start = 0;
-  while (!got_sigterm) {
+  while (!ShutdownRequestPending) {
     pg_call([] {
       if (ConfigReloadPending) {
         ConfigReloadPending = false;
@@ -126,7 +117,7 @@ void register_launcher() {
 
 extern "C" void orch_launcher_main(Datum) {
   using namespace orch::pg;
-  pqsignal(SIGTERM, handle_sigterm);
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);  // sets ShutdownRequestPending and the latch
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   // No database: the launcher only reads the shared catalog pg_database.

@@ -25,15 +25,6 @@ using Json = nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-volatile sig_atomic_t got_sigterm = false;
-
-void handle_sigterm(SIGNAL_ARGS) {
-  int saved_errno = errno;
-  got_sigterm = true;
-  SetLatch(MyLatch);
-  errno = saved_errno;
-}
-
 // A child exited: wake up to reap it (its pipe may still be held open by a
 // grandchild, so EOF alone is not enough).
 void handle_sigchld(SIGNAL_ARGS) {
@@ -156,7 +147,7 @@ class Scheduler {
     // Runs stopped before now have no command here: recovery handles them.
     stop_generation_seen_ = stop_generation();
     recover_orphans();
-    while (!got_sigterm) {
+    while (!ShutdownRequestPending) {
       try {
         iterate();
       } catch (const std::exception &e) {
@@ -434,14 +425,14 @@ class Scheduler {
 
   // Waits for CREATE EXTENSION pg_orch in this database; false on SIGTERM.
   bool wait_for_extension() {
-    while (!got_sigterm && !extension_exists()) {
+    while (!ShutdownRequestPending && !extension_exists()) {
       pg_call([] {
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
       });
     }
-    return !got_sigterm;
+    return !ShutdownRequestPending;
   }
 
   // Tasks a previous scheduler left DISPATCHED or RUNNING: it crashed or the
@@ -504,7 +495,7 @@ class Scheduler {
 
 extern "C" void orch_scheduler_main(Datum database_oid) {
   using namespace orch::pg;
-  pqsignal(SIGTERM, handle_sigterm);
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);  // sets ShutdownRequestPending and the latch
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGCHLD, handle_sigchld);
   BackgroundWorkerUnblockSignals();

@@ -219,19 +219,30 @@ BEGIN
 END
 $$;
 
+-- Locks a process the caller owns (or any, for admins): only owners share.
+CREATE FUNCTION orch._lock_own_process(id text) RETURNS orch.processes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result orch.processes;
+BEGIN
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id FOR UPDATE;
+  IF NOT FOUND OR NOT (orch._is_admin() OR (result.owner = orch.current_owner() AND orch._can_write())) THEN
+    PERFORM orch._refuse_process(id, FOUND);
+  END IF;
+  RETURN result;
+END
+$$;
+
 -- Shares a process with another owner name or role: can_view lets them see
 -- it, its runs, tasks and events; can_edit lets them start, stop, retry and
--- schedule it as well. Only the owner (or an admin) shares.
+-- schedule it as well.
 CREATE FUNCTION orch.share_process(id text, grantee text, can_edit boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes;
+  proc orch.processes := orch._lock_own_process(id);
 BEGIN
-  SELECT * INTO proc FROM orch.processes p WHERE p.id = share_process.id FOR UPDATE;
-  IF NOT FOUND OR NOT (orch._is_admin() OR (proc.owner = orch.current_owner() AND orch._can_write())) THEN
-    PERFORM orch._refuse_process(id, FOUND);
-  END IF;
   IF grantee IS NULL OR grantee = '' THEN
     RAISE EXCEPTION 'grantee must not be empty' USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -246,12 +257,8 @@ CREATE FUNCTION orch.unshare_process(id text, grantee text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes;
+  proc orch.processes := orch._lock_own_process(id);
 BEGIN
-  SELECT * INTO proc FROM orch.processes p WHERE p.id = unshare_process.id FOR UPDATE;
-  IF NOT FOUND OR NOT (orch._is_admin() OR (proc.owner = orch.current_owner() AND orch._can_write())) THEN
-    PERFORM orch._refuse_process(id, FOUND);
-  END IF;
   DELETE FROM orch.process_permissions pp WHERE pp.process_id = proc.id AND pp.grantee = unshare_process.grantee;
   PERFORM orch._log_event('unshared', proc, NULL, jsonb_build_object('grantee', grantee));
 END
