@@ -49,13 +49,17 @@ void pg_call_impl(void (*fn)(void *), void *arg) {
 void raise_caught(std::exception_ptr caught) {
   // Everything the ERROR needs is copied into plain storage first, so that
   // no C++ object is alive in this frame when ereport longjmps.
-  ErrorData *pg_error = nullptr;
   int sqlstate = ERRCODE_INTERNAL_ERROR;
   char message[2048] = "unknown C++ exception";
+  char detail[2048] = "";
+  char hint[1024] = "";
   try {
     std::rethrow_exception(caught);
   } catch (const PgError &e) {
-    pg_error = e.data();
+    sqlstate = e.sqlstate();
+    strlcpy(message, e.what(), sizeof(message));
+    strlcpy(detail, e.detail().c_str(), sizeof(detail));
+    strlcpy(hint, e.hint().c_str(), sizeof(hint));
   } catch (const orch::InvalidInput &e) {
     sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
     strlcpy(message, e.what(), sizeof(message));
@@ -67,8 +71,8 @@ void raise_caught(std::exception_ptr caught) {
   } catch (...) {
   }
   caught = nullptr;
-  if (pg_error != nullptr) ReThrowError(pg_error);
-  ereport(ERROR, (errcode(sqlstate), errmsg("%s", message)));
+  ereport(ERROR, (errcode(sqlstate), errmsg("%s", message), detail[0] ? errdetail("%s", detail) : 0,
+                  hint[0] ? errhint("%s", hint) : 0));
   pg_unreachable();
 }
 

@@ -9,9 +9,10 @@
 //
 //   pg_call(f)    C++ -> PostgreSQL. Runs f under PG_TRY; a PostgreSQL ERROR
 //                 becomes a PgError exception after the memory context is
-//                 restored and the error state copied. The caller must then
-//                 either let it reach cpp_entry (which re-throws the original
-//                 error) or abort the transaction (the worker does).
+//                 restored and the error copied. The caller must then either
+//                 let it reach cpp_entry (which raises it again, with its
+//                 SQLSTATE, message, detail and hint) or abort the
+//                 transaction (the workers do).
 //
 // Rule for code inside pg_call: an ERROR longjmps out of f, so f's own frame
 // must not own C++ objects with destructors while it calls PostgreSQL; it may
@@ -20,6 +21,7 @@
 #pragma once
 
 #include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -29,12 +31,21 @@ namespace orch::pg {
 
 class PgError : public std::exception {
  public:
-  explicit PgError(ErrorData *edata) : edata_(edata) {}
-  const char *what() const noexcept override { return edata_->message ? edata_->message : "error"; }
-  ErrorData *data() const { return edata_; }
+  // Everything is copied: the ErrorData lives in the memory context of the
+  // failed call, which aborting the transaction frees.
+  explicit PgError(const ErrorData *edata)
+      : message_(edata->message ? edata->message : "error"),
+        detail_(edata->detail ? edata->detail : ""),
+        hint_(edata->hint ? edata->hint : ""),
+        sqlstate_(edata->sqlerrcode) {}
+  const char *what() const noexcept override { return message_.c_str(); }
+  const std::string &detail() const { return detail_; }
+  const std::string &hint() const { return hint_; }
+  int sqlstate() const { return sqlstate_; }
 
  private:
-  ErrorData *edata_;  // palloc'd in the caller's memory context
+  std::string message_, detail_, hint_;
+  int sqlstate_;
 };
 
 void pg_call_impl(void (*fn)(void *), void *arg);

@@ -294,7 +294,7 @@ SqlResult run_as_creator(const std::string &sql, const std::string &input, const
     result.ok = true;
   } catch (const PgError &e) {
     result.error = e.what();
-    result.sqlstate = e.data()->sqlerrcode;
+    result.sqlstate = e.sqlstate();
   } catch (const std::exception &e) {
     result.error = e.what();
   }
@@ -385,8 +385,10 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
       record_finished(finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
                                       result.truncated, ""));
     } else {
+      // A cancel after the timeout is the timeout's (a user's cancel comes
+      // sooner); the margin absorbs the timer's wall clock against ours.
       bool timed_out = timeout_ms > 0 && result.sqlstate == ERRCODE_QUERY_CANCELED &&
-                       steady_clock::now() - started >= milliseconds(timeout_ms);
+                       steady_clock::now() - started >= milliseconds(timeout_ms) - milliseconds(20);
       std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
       Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
       record_finished(finished_record(task_id, decide_outcome(ending, 1, attempt, policy), nullptr, "", false, error));
