@@ -189,9 +189,9 @@ AS $$
 DECLARE
   proc orch.processes;
 BEGIN
-  FOR proc IN SELECT p.* FROM orch.processes p
-              WHERE p.run_queued AND p.status <> 'IN_PROGRESS' AND p.current_run_id = ANY (run_ids)
-              FOR UPDATE LOOP
+  FOR proc IN SELECT p.* FROM orch.runs r JOIN orch.processes p ON p.id = r.process_id
+              WHERE r.id = ANY (run_ids) AND p.current_run_id = r.id AND p.run_queued AND p.status <> 'IN_PROGRESS'
+              FOR UPDATE OF p LOOP
     UPDATE orch.processes p SET run_queued = false WHERE p.id = proc.id;
     PERFORM orch._start_scheduled_run(proc, false);
   END LOOP;

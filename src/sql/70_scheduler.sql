@@ -151,7 +151,8 @@ BEGIN
   UPDATE orch.processes p SET status = e.status, updated_at = clock_timestamp()
   FROM ended e WHERE p.id = e.process_id AND p.current_run_id = e.id;
 
-  IF EXISTS (SELECT 1 FROM orch.processes p WHERE p.run_queued AND p.current_run_id = ANY (run_ids)) THEN
+  IF EXISTS (SELECT 1 FROM orch.runs r JOIN orch.processes p ON p.id = r.process_id
+             WHERE r.id = ANY (run_ids) AND p.run_queued) THEN
     PERFORM orch._start_queued_runs(run_ids);
   END IF;
 END
