@@ -9,8 +9,8 @@
 #include "core/child_supervisor.hpp"
 #include "core/interval.hpp"
 #include "core/orphaned_group.hpp"
-#include "core/output_text.hpp"
 #include "core/task_outcome.hpp"
+#include "core/task_records.hpp"
 #include "pg/guards.hpp"
 #include "pg/scheduler.hpp"
 #include "pg/settings.hpp"
@@ -75,18 +75,6 @@ struct Attempt {
 
 // Longest a launched task shows DISPATCHED before it is recorded RUNNING.
 constexpr milliseconds kStartedDelay{50};
-
-double epoch_seconds_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-TaskSpec retry_policy_of(const Json &row) {
-  TaskSpec spec;
-  spec.max_retries = row.at("max_retries").get<int>();
-  spec.retry_delay = milliseconds(row.at("retry_delay_ms").get<long long>());
-  spec.retry_backoff = row.at("retry_backoff").get<double>();
-  return spec;
-}
 
 // Marks every command this scheduler starts, so that a later scheduler of
 // the same cluster and database can find leftovers after a crash.
@@ -249,7 +237,7 @@ class Scheduler {
         record(id, Ending::SpawnFailed, -1, "", false, e.what());
         continue;
       }
-      if (pid > 0) started_.push_back({{"id", id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
+      if (pid > 0) started_.push_back(started_record(id, pid));
     }
   }
 
@@ -330,13 +318,9 @@ class Scheduler {
     auto found = attempts_.find(id);
     if (found == attempts_.end()) return;
     AttemptOutcome outcome = decide_outcome(ending, exit_code, found->second.attempt, found->second.retry_policy);
-    finished_.push_back({{"id", id},
-                         {"outcome", outcome_label(outcome.outcome)},
-                         {"retry_ms", outcome.retry_after.count()},
-                         {"exit_code", ending == Ending::Exited ? Json(exit_code) : Json(nullptr)},
-                         {"output", to_database_text(output)},
-                         {"truncated", truncated},
-                         {"error", error.empty() ? Json(nullptr) : Json(to_database_text(error))}});
+    finished_.push_back(finished_record(id, outcome, ending == Ending::Exited ? std::optional<int>(exit_code)
+                                                                             : std::nullopt,
+                                        output, truncated, error));
     attempts_.erase(found);
     claim_wanted_ = true;  // a slot is free and dependents may be ready
   }
@@ -448,14 +432,9 @@ class Scheduler {
           kill_orphaned_group(row.at("pid").get<int>(), "ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
         AttemptOutcome outcome =
             decide_outcome(Ending::Signaled, -1, row.at("attempt").get<int>(), retry_policy_of(row));
-        finished.push_back({{"id", row.at("id")},
-                            {"outcome", outcome_label(outcome.outcome)},
-                            {"retry_ms", outcome.retry_after.count()},
-                            {"exit_code", nullptr},
-                            {"output", nullptr},
-                            {"truncated", false},
-                            {"error", "the scheduler stopped while the task was running (server crash or restart); "
-                                      "its process group was killed"}});
+        finished.push_back(finished_record(row.at("id").get<std::uint64_t>(), outcome, std::nullopt, "", false,
+                                           "the scheduler stopped while the task was running (server crash or "
+                                           "restart); its process group was killed"));
       }
       if (!finished.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
     });

@@ -1,7 +1,7 @@
 // Core headers come first: they refuse to be included after postgres.h.
 #include "core/interval.hpp"
-#include "core/output_text.hpp"
 #include "core/task_outcome.hpp"
+#include "core/task_records.hpp"
 
 #include <algorithm>
 #include <climits>
@@ -323,21 +323,6 @@ std::string rows_affected(const SqlResult &result) {
   }
 }
 
-double epoch_seconds_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-Json finished_record(std::uint64_t task_id, const AttemptOutcome &outcome, Json exit_code, const std::string &output,
-                     bool truncated, const std::string &error) {
-  return {{"id", task_id},
-          {"outcome", outcome_label(outcome.outcome)},
-          {"retry_ms", outcome.retry_after.count()},
-          {"exit_code", std::move(exit_code)},
-          {"output", to_database_text(output)},
-          {"truncated", truncated},
-          {"error", error.empty() ? Json(nullptr) : Json(to_database_text(error))}};
-}
-
 void record_finished(const Json &record) {
   Json finished = Json::array();
   finished.push_back(record);
@@ -356,24 +341,19 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
     context = Json::parse(rows[0]);
     if (!context.at("run_in_progress").get<bool>()) {
       // Stopped before it could start: no SQL runs.
-      record_finished(finished_record(task_id, {Outcome::Stopped}, nullptr, "", false, "stopped"));
+      record_finished(finished_record(task_id, {Outcome::Stopped}, std::nullopt, "", false, "stopped"));
       context = nullptr;
       return;
     }
     int pid = pg_call([] { return MyProcPid; });
-    Json started_record = Json::array();
-    started_record.push_back({{"id", task_id}, {"pid", pid}, {"started_at", epoch_seconds_now()}});
-    query("SELECT orch._tasks_started($1::jsonb)", {started_record.dump()});
+    query("SELECT orch._tasks_started($1::jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
   });
   if (context.is_null()) return;
 
   in_transaction([&] {
     // Still ours: the scheduler records an attempt only after this worker exits.
     if (query(kStillRunningQuery, {std::to_string(task_id), std::to_string(attempt)}).empty()) return;
-    TaskSpec policy;
-    policy.max_retries = context.at("max_retries").get<int>();
-    policy.retry_delay = milliseconds(context.at("retry_delay_ms").get<long long>());
-    policy.retry_backoff = context.at("retry_backoff").get<double>();
+    TaskSpec policy = retry_policy_of(context);
     long long timeout_ms = context.at("timeout_ms").is_null() ? 0 : context.at("timeout_ms").get<long long>();
     fix_jwt_claims(context.at("claims").is_null() ? "" : context.at("claims").get<std::string>());
 
@@ -391,7 +371,7 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
                        steady_clock::now() - started >= milliseconds(timeout_ms) - milliseconds(20);
       std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
       Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
-      record_finished(finished_record(task_id, decide_outcome(ending, 1, attempt, policy), nullptr, "", false, error));
+      record_finished(finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt, "", false, error));
     }
   });
 }
