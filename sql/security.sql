@@ -7,6 +7,8 @@ CREATE ROLE regress_alice LOGIN;
 CREATE ROLE regress_bob LOGIN;
 CREATE ROLE regress_viewer LOGIN;
 CREATE ROLE regress_authenticated NOLOGIN;  -- what PostgREST switches to per request
+CREATE ROLE regress_authenticator LOGIN NOINHERIT;  -- what PostgREST logs in as
+GRANT regress_authenticated TO regress_authenticator;
 GRANT orch_user TO regress_alice, regress_bob, regress_authenticated;
 GRANT orch_viewer TO regress_viewer;
 
@@ -95,7 +97,11 @@ SET ROLE regress_bob;
 SELECT count(*) AS bob_sees FROM orch.processes;
 RESET ROLE;
 
--- PostgREST / Supabase: one role, owners from the JWT "sub" claim.
+-- PostgREST / Supabase: the authenticator logs in and switches to one role
+-- per request; owners come from the JWT "sub" claim, as "jwt:<sub>".
+SET orch.jwt_roles = 'regress_authenticated';
+SET orch.jwt_authenticators = 'regress_authenticator';
+SET SESSION AUTHORIZATION regress_authenticator;
 SET ROLE regress_authenticated;
 SET request.jwt.claims = '{"sub": "user-1", "role": "authenticated"}';
 SELECT orch.current_owner();
@@ -108,6 +114,7 @@ SET request.jwt.claims = '{"sub": "user-1", "role": "authenticated"}';
 SELECT id FROM orch.processes;
 RESET request.jwt.claims;
 RESET ROLE;
+RESET SESSION AUTHORIZATION;
 -- A role that can log in cannot pass itself off as a JWT user.
 SET ROLE regress_bob;
 SET request.jwt.claims = '{"sub": "user-1"}';
@@ -180,4 +187,4 @@ WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND r.rolname IN ('orch_admin', 'orch_user', 'orch_viewer');
 CREATE EXTENSION pg_orch;
 
-DROP ROLE regress_alice, regress_bob, regress_viewer, regress_authenticated;
+DROP ROLE regress_alice, regress_bob, regress_viewer, regress_authenticated, regress_authenticator;

@@ -67,6 +67,11 @@ class TaskParser {
     TaskSpec spec;
     spec.name = parse_name();
     parse_kind(spec);
+    // An sql task runs in a database session, not a process: a directory or
+    // environment would be silently ignored.
+    if (spec.kind == TaskKind::Sql)
+      for (const char *key : {"working_directory", "env"})
+        if (field(key)) fail("\"" + std::string(key) + "\" is only for command and shell tasks, not sql tasks");
     if (const json *v = field("working_directory")) {
       if (!v->is_string()) fail("\"working_directory\" must be a string");
       spec.working_directory = v->get<std::string>();

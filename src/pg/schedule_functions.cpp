@@ -1,6 +1,7 @@
 // SQL functions for cron schedules: the core's CronSchedule computed in
 // PostgreSQL's own time zone database (no second tz database to keep in
 // sync with the server's).
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/time_zone_rules.hpp"
 #include "pg/guards.hpp"
+#include "pg/schedule_functions.hpp"
 
 extern "C" {
 #include "pgtime.h"
@@ -35,9 +37,31 @@ class PgTimeZone : public TimeZoneRules {
   pg_tz *zone_;
 };
 
-pg_tz *find_zone(const std::string &name) {
+// Real zones are within 15 hours of UTC; POSIX-style names such as
+// "UTC+99" parse with offsets of up to a week.
+constexpr long kMaxUtcOffset = 15 * 3600;
+
+// The zone, or nullptr and why not.
+pg_tz *load_zone(const std::string &name, std::string &problem) {
   pg_tz *zone = pg_call([&] { return pg_tzset(name.c_str()); });
-  if (zone == nullptr) throw InvalidInput("unknown time zone " + quote(name));
+  if (zone == nullptr) {
+    problem = "unknown time zone " + quote(name);
+    return nullptr;
+  }
+  std::int64_t now = pg_call([] { return static_cast<std::int64_t>(timestamptz_to_time_t(GetCurrentTimestamp())); });
+  long offset = PgTimeZone(zone).utc_offset_at(now);
+  if (offset > kMaxUtcOffset || offset < -kMaxUtcOffset) {
+    problem = "time zone " + quote(name) + " is " + std::to_string(std::labs(offset) / 3600) +
+              " hours from UTC; real time zones are at most 15 hours from it";
+    return nullptr;
+  }
+  return zone;
+}
+
+pg_tz *find_zone(const std::string &name) {
+  std::string problem;
+  pg_tz *zone = load_zone(name, problem);
+  if (zone == nullptr) throw InvalidInput(problem);
   return zone;
 }
 
@@ -50,6 +74,13 @@ CronSchedule parse_schedule(const std::string &expression) {
 }
 
 }  // namespace
+
+std::string time_zone_problem(const std::string &name) {
+  std::string problem;
+  (void)load_zone(name, problem);
+  return problem;
+}
+
 }  // namespace orch::pg
 
 using namespace orch::pg;

@@ -171,8 +171,8 @@ class Scheduler {
         // before this one is flushed loses only pids, which recovery does
         // not need (it finds commands by their marker).
         if (!other_work) query("SET LOCAL synchronous_commit = off");
-        if (!started_.empty()) query("SELECT orch._tasks_started($1::jsonb)", {started_.dump()});
-        if (!finished_.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished_.dump()});
+        if (!started_.empty()) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
+        if (!finished_.empty()) query("SELECT orch._tasks_finished($1::pg_catalog.jsonb)", {finished_.dump()});
         if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
         if (fire) fire_due_schedules();
         if (claim) claimed = claim_tasks();
@@ -194,7 +194,7 @@ class Scheduler {
 
   // Starts the runs whose tick has come and notes when the next tick is.
   void fire_due_schedules() {
-    std::vector<std::string> next = query("SELECT orch._fire_due_schedules()::text");
+    std::vector<std::string> next = query("SELECT orch._fire_due_schedules()::pg_catalog.text");
     schedule_due_.reset();
     if (!next.empty() && !next[0].empty())
       schedule_due_ = steady_clock::now() + milliseconds(std::max(1LL, std::stoll(next[0])));
@@ -204,11 +204,11 @@ class Scheduler {
     std::size_t free_slots = capacity() - running();
     std::vector<Json> rows;
     for (const std::string &text :
-         query("SELECT to_jsonb(c) FROM orch._claim_tasks($1::integer) c", {std::to_string(free_slots)}))
+         query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer) c", {std::to_string(free_slots)}))
       rows.push_back(Json::parse(text));
     if (rows.size() < free_slots) {
       // Nothing else is ready now: note when the next delayed retry is.
-      std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::text");
+      std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::pg_catalog.text");
       next_ready_ms_ = next.empty() || next[0].empty() ? -1 : std::stoll(next[0]);
       next_ready_from_ = steady_clock::now();
     }
@@ -426,7 +426,7 @@ class Scheduler {
     kill_marked_processes(marker_);
     in_transaction([&] {
       Json finished = Json::array();
-      for (const std::string &text : query("SELECT to_jsonb(o) FROM orch._orphaned_tasks() o")) {
+      for (const std::string &text : query("SELECT pg_catalog.to_jsonb(o) FROM orch._orphaned_tasks() o")) {
         Json row = Json::parse(text);
         if (!row.at("pid").is_null())
           kill_orphaned_group(row.at("pid").get<int>(), "ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
@@ -436,7 +436,7 @@ class Scheduler {
                                            "the scheduler stopped while the task was running (server crash or "
                                            "restart); its process group was killed"));
       }
-      if (!finished.empty()) query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
+      if (!finished.empty()) query("SELECT orch._tasks_finished($1::pg_catalog.jsonb)", {finished.dump()});
     });
   }
 
@@ -479,6 +479,9 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   pqsignal(SIGCHLD, handle_sigchld);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
+  // No user's object is ever found by name: a function in a writable public
+  // schema or a temporary type named like one of ours is never used.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(kill_children_at_exit, 0);
   cpp_entry([] {
     pg_call([] { register_scheduler(); });

@@ -4,11 +4,40 @@
 
 #include <algorithm>
 
-#include "pg/postgres_headers.hpp"
+#include "pg/guards.hpp"
+#include "pg/schedule_functions.hpp"
+
+extern "C" {
+#include "utils/varlena.h"
+}
 
 namespace orch::pg {
 
 Settings settings;
+
+namespace {
+
+// A list of role names, as in search_path: "anon, authenticated".
+bool check_role_list(char **newval, void **, GucSource) {
+  char *copy = pstrdup(*newval ? *newval : "");
+  List *names = nullptr;
+  bool valid = SplitIdentifierString(copy, ',', &names);
+  list_free(names);
+  pfree(copy);
+  if (!valid) GUC_check_errdetail("List syntax is invalid: give role names separated by commas.");
+  return valid;
+}
+
+bool check_time_zone(char **newval, void **, GucSource) {
+  if (*newval == nullptr || (*newval)[0] == '\0') return true;
+  return cpp_entry([&] {
+    std::string problem = time_zone_problem(*newval);
+    if (!problem.empty()) pg_call([&] { GUC_check_errdetail("%s", problem.c_str()); });
+    return problem.empty();
+  });
+}
+
+}  // namespace
 
 void define_settings() {
   DefineCustomBoolVariable("orch.enabled", "Whether the scheduler launches tasks.",
@@ -34,7 +63,15 @@ void define_settings() {
                           nullptr, nullptr, nullptr);
   DefineCustomStringVariable("orch.timezone", "Default time zone of schedules.",
                              "Empty: the TimeZone of the session that sets the schedule.", &settings.timezone, "",
-                             PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                             PGC_USERSET, 0, check_time_zone, nullptr, nullptr);
+  // Who may speak for a JWT's "sub": superuser-only, as they decide owners.
+  DefineCustomStringVariable("orch.jwt_roles", "Roles whose requests carry JWT claims (request.jwt.claims).",
+                             "Claims are honoured only for these roles, in sessions of orch.jwt_authenticators.",
+                             &settings.jwt_roles, "anon, authenticated", PGC_SUSET, GUC_LIST_INPUT,
+                             check_role_list, nullptr, nullptr);
+  DefineCustomStringVariable("orch.jwt_authenticators", "Session users that set JWT claims (PostgREST's login role).",
+                             nullptr, &settings.jwt_authenticators, "authenticator", PGC_SUSET, GUC_LIST_INPUT,
+                             check_role_list, nullptr, nullptr);
   MarkGUCPrefixReserved("orch");
 }
 

@@ -11,6 +11,8 @@ struct Settings {
   int kill_grace_ms;
   int poll_interval_ms;  // safety net only: the scheduler is woken by events
   char *timezone;        // default zone of schedules; empty: the session's TimeZone
+  char *jwt_roles;           // roles whose JWT claims are honoured (identity.hpp)
+  char *jwt_authenticators;  // ... when the session user is one of these
 };
 
 extern Settings settings;

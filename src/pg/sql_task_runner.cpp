@@ -1,4 +1,5 @@
 // Core headers come first: they refuse to be included after postgres.h.
+#include "core/error.hpp"
 #include "core/interval.hpp"
 #include "core/task_outcome.hpp"
 #include "core/task_records.hpp"
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "pg/guards.hpp"
+#include "pg/identity.hpp"
 #include "pg/settings.hpp"
 #include "pg/spi.hpp"
 #include "pg/sql_task_runner.hpp"
@@ -25,6 +27,8 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/timeout.h"
+
+PG_FUNCTION_INFO_V1(orch_sql_task_recording);
 }
 
 namespace orch::pg {
@@ -55,12 +59,10 @@ constexpr const char *kContextQuery = R"SQL(
   FOR UPDATE OF t
 )SQL";
 
-// The attempt, RUNNING as the first transaction left it, locked.
-constexpr const char *kStillRunningQuery = R"SQL(
-  SELECT t.id::text FROM orch.tasks t
-  WHERE t.id = $1::bigint AND t.status = 'RUNNING' AND t.attempt = $2::integer
-  FOR UPDATE
-)SQL";
+// The attempt's id while this worker records its outcome through
+// orch._sql_task_finished, which refuses any other caller: the user's
+// statement, which runs in this same session, never sees it set.
+std::int64_t recording_task = 0;
 
 // ---------------------------------------------------------------------------
 // The creator's JWT claims, fixed for the life of the worker.
@@ -97,6 +99,7 @@ void fix_jwt_claims(const std::string &claims) {
                                check_jwt_claims, nullptr, nullptr);
     MarkGUCPrefixReserved("request");
   });
+  trust_fixed_jwt_claims();
 }
 
 // ---------------------------------------------------------------------------
@@ -196,14 +199,6 @@ void declare_jsonb_parameter(ParseState *pstate, void *) {
 // ---------------------------------------------------------------------------
 // Running the SQL as the process's creator.
 
-struct Saved {
-  MemoryContext context = nullptr;
-  ResourceOwner owner = nullptr;
-  Oid user = InvalidOid;
-  int security_context = 0;
-  bool in_subtransaction = false;
-};
-
 const char *spi_refusal(int code) {
   switch (code) {
     case SPI_ERROR_TRANSACTION:
@@ -214,15 +209,47 @@ const char *spi_refusal(int code) {
   }
 }
 
-// In a subtransaction of the caller's transaction: becomes `role` the way a
-// SECURITY DEFINER function becomes its owner (SET ROLE and SET SESSION
-// AUTHORIZATION are then refused), runs `sql` with $1 = input, and comes
-// back. On error the subtransaction is rolled back (which also restores the
-// user id and every setting) and the error is returned in the result.
-SqlResult run_as_creator(const std::string &sql, const std::string &input, const std::string &role,
-                         long long timeout_ms) {
+// For the rest of this worker's life, the session is the creator's: its
+// session user and current user. SECURITY_LOCAL_USERID_CHANGE, as in a
+// SECURITY DEFINER function, refuses SET ROLE and SET SESSION AUTHORIZATION,
+// so nothing the user's statement does can bring the worker's own identity
+// back; transactions end (commit, abort) as the creator too.
+void become_creator(Oid role) {
+  pg_call([&] {
+    SetSessionAuthorization(role, false);
+    SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
+  });
+}
+
+// Runs `body` with search_path pinned to pg_catalog, pg_temp: for the
+// worker's own statements, whatever the user's statement set.
+template <typename F>
+void with_pinned_search_path(F &&body) {
+  int level = pg_call([] {
+    int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            ERROR, false);
+    return nest;
+  });
+  try {
+    body();
+  } catch (...) {
+    pg_call([&] { AtEOXact_GUC(false, level); });
+    throw;
+  }
+  pg_call([&] { AtEOXact_GUC(true, level); });
+}
+
+// In a subtransaction: runs `sql` with $1 = input, then fires the deferred
+// triggers it queued and closes the cursors it left open, so that all of
+// its work is done here, as the creator, and counted as the task's. On error
+// the subtransaction is rolled back (with every setting made in it) and the
+// error is returned in the result.
+SqlResult run_statement(const std::string &sql, const std::string &input, long long timeout_ms) {
   SqlResult result;
-  Saved saved;
+  MemoryContext context = nullptr;
+  ResourceOwner owner = nullptr;
+  bool in_subtransaction = false;
   RowReceiver receiver{};
   receiver.pub.receiveSlot = receiver_receive;
   receiver.pub.rStartup = receiver_startup;
@@ -235,25 +262,16 @@ SqlResult run_as_creator(const std::string &sql, const std::string &input, const
   snprintf(timeout_text, sizeof(timeout_text), "%lld", timeout_ms);
   try {
     pg_call([&] {
-      saved.context = CurrentMemoryContext;
-      saved.owner = CurrentResourceOwner;
-      GetUserIdAndSecContext(&saved.user, &saved.security_context);
+      context = CurrentMemoryContext;
+      owner = CurrentResourceOwner;
       BeginInternalSubTransaction(nullptr);
-      saved.in_subtransaction = true;
-      MemoryContextSwitchTo(saved.context);
+      in_subtransaction = true;
+      MemoryContextSwitchTo(context);
 
-      Oid role_oid = get_role_oid(role.c_str(), false);
-      if (superuser_arg(role_oid))
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("sql tasks never run as a superuser, and the process was created by superuser \"%s\"",
-                               role.c_str()),
-                        errhint("Create the process as an ordinary role, for example after SET ROLE.")));
       int guc_level = NewGUCNestLevel();
-      (void)set_config_option("role", role.c_str(), PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, ERROR, false);
       if (timeout_ms > 0)
         (void)set_config_option("statement_timeout", timeout_text, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
                                 ERROR, false);
-      SetUserIdAndSecContext(role_oid, saved.security_context | SECURITY_LOCAL_USERID_CHANGE);
 
       Datum input_value = DirectFunctionCall1(jsonb_in, CStringGetDatum(input.c_str()));
       ParamListInfo params = makeParamList(1);
@@ -273,7 +291,6 @@ SqlResult run_as_creator(const std::string &sql, const std::string &input, const
       if (timeout_ms > 0)
         enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(std::min<long long>(timeout_ms, INT_MAX)));
       int code = SPI_execute_extended(sql.c_str(), &options);
-      if (timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
       if (code < 0) {
         const char *refusal = spi_refusal(code);
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -281,15 +298,17 @@ SqlResult run_as_creator(const std::string &sql, const std::string &input, const
       }
       result.spi_code = code;
       result.processed = SPI_processed;
+      // Nothing of the statement's may run after it: deferred triggers fire
+      // now (their errors are the task's), WITH HOLD cursors are closed.
+      if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0 || SPI_execute("CLOSE ALL", false, 0) < 0)
+        elog(ERROR, "pg_orch: could not finish the sql task's deferred work");
+      if (timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
 
-      // Back to the worker's own identity, then every setting the SQL or we
-      // made is undone (as after an index function: see index_build()).
-      SetUserIdAndSecContext(saved.user, saved.security_context);
       AtEOXact_GUC(false, guc_level);
       ReleaseCurrentSubTransaction();
-      saved.in_subtransaction = false;
-      MemoryContextSwitchTo(saved.context);
-      CurrentResourceOwner = saved.owner;
+      in_subtransaction = false;
+      MemoryContextSwitchTo(context);
+      CurrentResourceOwner = owner;
     });
     result.ok = true;
   } catch (const PgError &e) {
@@ -298,12 +317,12 @@ SqlResult run_as_creator(const std::string &sql, const std::string &input, const
   } catch (const std::exception &e) {
     result.error = e.what();
   }
-  if (!result.ok && saved.in_subtransaction) {
+  if (!result.ok && in_subtransaction) {
     pg_call([&] {
       disable_timeout(STATEMENT_TIMEOUT, false);
       RollbackAndReleaseCurrentSubTransaction();
-      MemoryContextSwitchTo(saved.context);
-      CurrentResourceOwner = saved.owner;
+      MemoryContextSwitchTo(context);
+      CurrentResourceOwner = owner;
     });
   }
   return result;
@@ -323,47 +342,85 @@ std::string rows_affected(const SqlResult &result) {
   }
 }
 
+// As the worker's own identity, before the creator's statement runs.
 void record_finished(const Json &record) {
-  Json finished = Json::array();
-  finished.push_back(record);
-  query("SELECT orch._tasks_finished($1::jsonb)", {finished.dump()});
+  query("SELECT orch._tasks_finished($1::pg_catalog.jsonb)", {Json::array({record}).dump()});
 }
 
-// Two transactions: the first takes the attempt and records it RUNNING, so
-// that a long statement shows as running; the second runs the statement and
-// records its outcome, so that its effects and the task's completion commit
-// together. A crash in between leaves the task RUNNING for recovery.
+// As the creator, after the statement: through the one entry point that
+// lets the worker of a running sql task record it, in the statement's
+// transaction.
+void record_as_creator(std::uint64_t task_id, const Json &record) {
+  with_pinned_search_path([&] {
+    recording_task = static_cast<std::int64_t>(task_id);
+    try {
+      query("SELECT orch._sql_task_finished($1::pg_catalog.jsonb)", {record.dump()});
+    } catch (...) {
+      recording_task = 0;
+      throw;
+    }
+    recording_task = 0;
+  });
+}
+
+// What the first transaction found: the creator and what to run.
+struct Context {
+  Oid role = InvalidOid;
+  Json fields;
+};
+
+// Two transactions. The first, as the worker's own identity and before any
+// of the user's SQL exists in this session, takes the attempt and records
+// it RUNNING, so that a long statement shows as running. Then the session
+// becomes the creator's for good, and the second transaction runs the
+// statement and records its outcome, so that its effects and the task's
+// completion commit together. A crash in between leaves the task RUNNING
+// for recovery.
 void run_sql_task(std::uint64_t task_id, int attempt) {
-  Json context;
-  in_transaction([&] {
+  Context context;
+  in_transaction([&] { with_pinned_search_path([&] {
     std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
     if (rows.empty()) return;  // recorded or taken back already: nothing to do
-    context = Json::parse(rows[0]);
-    if (!context.at("run_in_progress").get<bool>()) {
+    Json fields = Json::parse(rows[0]);
+    TaskSpec policy = retry_policy_of(fields);
+    std::string role = fields.at("role").get<std::string>();
+    std::string refusal;
+    Oid role_oid = pg_call([&] { return get_role_oid(role.c_str(), true); });
+    if (!fields.at("run_in_progress").get<bool>()) {
       // Stopped before it could start: no SQL runs.
       record_finished(finished_record(task_id, {Outcome::Stopped}, std::nullopt, "", false, "stopped"));
-      context = nullptr;
+      return;
+    }
+    if (!OidIsValid(role_oid))
+      refusal = "the role that created the process, " + orch::quote(role) + ", no longer exists";
+    else if (pg_call([&] { return superuser_arg(role_oid); }))
+      refusal = "sql tasks never run as a superuser, and the process was created by superuser " + orch::quote(role) +
+                "; create the process as an ordinary role, for example after SET ROLE";
+    if (!refusal.empty()) {
+      record_finished(finished_record(task_id, decide_outcome(Ending::SpawnFailed, -1, attempt, policy),
+                                      std::nullopt, "", false, refusal));
       return;
     }
     int pid = pg_call([] { return MyProcPid; });
-    query("SELECT orch._tasks_started($1::jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
-  });
-  if (context.is_null()) return;
+    query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
+    context = Context{role_oid, std::move(fields)};
+  }); });
+  if (!OidIsValid(context.role)) return;
+
+  const Json &fields = context.fields;
+  fix_jwt_claims(fields.at("claims").is_null() ? "" : fields.at("claims").get<std::string>());
+  become_creator(context.role);
 
   in_transaction([&] {
-    // Still ours: the scheduler records an attempt only after this worker exits.
-    if (query(kStillRunningQuery, {std::to_string(task_id), std::to_string(attempt)}).empty()) return;
-    TaskSpec policy = retry_policy_of(context);
-    long long timeout_ms = context.at("timeout_ms").is_null() ? 0 : context.at("timeout_ms").get<long long>();
-    fix_jwt_claims(context.at("claims").is_null() ? "" : context.at("claims").get<std::string>());
-
+    TaskSpec policy = retry_policy_of(fields);
+    long long timeout_ms = fields.at("timeout_ms").is_null() ? 0 : fields.at("timeout_ms").get<long long>();
     auto started = steady_clock::now();
-    SqlResult result = run_as_creator(context.at("sql").get<std::string>(), context.at("input").get<std::string>(),
-                                      context.at("role").get<std::string>(), timeout_ms);
+    SqlResult result =
+        run_statement(fields.at("sql").get<std::string>(), fields.at("input").get<std::string>(), timeout_ms);
     if (result.ok) {
       std::string output = result.returned_rows ? result.output : rows_affected(result);
-      record_finished(finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
-                                      result.truncated, ""));
+      record_as_creator(task_id, finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0,
+                                                 output, result.truncated, ""));
     } else {
       // A cancel after the timeout is the timeout's (a user's cancel comes
       // sooner); the margin absorbs the timer's wall clock against ours.
@@ -371,12 +428,15 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
                        steady_clock::now() - started >= milliseconds(timeout_ms) - milliseconds(20);
       std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
       Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
-      record_finished(finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt, "", false, error));
+      record_as_creator(task_id, finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt,
+                                                 "", false, error));
     }
   });
 }
 
 }  // namespace
+
+std::int64_t recording_task_id() { return recording_task; }
 
 BackgroundWorkerHandle *start_sql_task_worker(std::uint64_t task_id, int attempt) {
   SqlTaskArgs args{static_cast<std::int64_t>(task_id), static_cast<std::int32_t>(attempt)};
@@ -401,6 +461,14 @@ BackgroundWorkerHandle *start_sql_task_worker(std::uint64_t task_id, int attempt
 }
 
 }  // namespace orch::pg
+
+// orch._sql_task_recording(): the task whose outcome this worker is
+// recording right now, else NULL.
+extern "C" Datum orch_sql_task_recording(PG_FUNCTION_ARGS) {
+  std::int64_t id = orch::pg::recording_task_id();
+  if (id == 0) PG_RETURN_NULL();
+  PG_RETURN_INT64(id);
+}
 
 extern "C" void orch_sql_task_main(Datum database_oid) {
   using namespace orch::pg;

@@ -30,6 +30,9 @@ namespace orch::pg {
 // (max_worker_processes). The handle is allocated in TopMemoryContext.
 BackgroundWorkerHandle *start_sql_task_worker(std::uint64_t task_id, int attempt);
 
+// The task whose outcome this worker is recording right now, else 0.
+std::int64_t recording_task_id();
+
 }  // namespace orch::pg
 
 extern "C" {

@@ -12,31 +12,28 @@ CREATE TYPE orch.status AS ENUM ('PENDING', 'IN_PROGRESS', 'COMPLETED', 'FAILED'
 CREATE TYPE orch.task_status AS ENUM
   ('PENDING', 'DISPATCHED', 'RUNNING', 'COMPLETED', 'FAILED', 'STOPPED', 'SKIPPED');
 
--- The role acting: the one set with SET ROLE (as PostgREST does for each
--- request), else the session's. Unlike current_user it stays the caller's
--- inside the extension's SECURITY DEFINER functions, and SET ROLE itself
--- checks membership, so it cannot be forged.
+-- Who is calling (src/pg/identity.hpp): the effective role when an API
+-- function was called, captured in C before the function's SECURITY DEFINER
+-- body runs; elsewhere (row level security, reads) current_user. Never
+-- session_user.
 CREATE FUNCTION orch._caller() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT CASE WHEN current_setting('role') <> 'none' THEN current_setting('role') ELSE session_user::text END
-$$;
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_caller';
 
--- The JWT claims PostgREST / Supabase set for this request, if any. They are
--- honoured only for roles that cannot log in (authenticated, anon): those
--- are reached through SET ROLE by the API server, while a role that can log
--- in and run SQL could set any claims it likes.
+-- The request's JWT claims ('{}' if none) when they are honoured: the caller
+-- is one of orch.jwt_roles and the session user one of
+-- orch.jwt_authenticators (PostgREST's login role), or an sql task runs
+-- with its creator's claims. Otherwise NULL.
 CREATE FUNCTION orch._jwt_claims() RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb
-  WHERE NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller())
-$$;
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_jwt_claims';
 
--- Who owns a row: the JWT "sub" claim when honoured (see _jwt_claims),
--- otherwise the acting role.
+-- Who owns what the caller makes: "jwt:" and the token's "sub" when claims
+-- are honoured, else the caller's role name. The two never collide: a role
+-- whose name starts with "jwt:" owns nothing, and a token without "sub" is
+-- no one (it can read what is shared with its role, and write nothing).
 CREATE FUNCTION orch.current_owner() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce(orch._jwt_claims() ->> 'sub', orch._caller())
+  SELECT CASE WHEN who.claims IS NOT NULL THEN 'jwt:' || nullif(who.claims ->> 'sub', '')
+              WHEN left(who.role, 4) <> 'jwt:' THEN who.role END
+  FROM (SELECT orch._jwt_claims() AS claims, orch._caller() AS role) AS who
 $$;

@@ -1,22 +1,40 @@
 -- pg_orch: tables
+-- A type's name belongs to its first definer; each definition is a version
+-- (orch.process_type_versions), and a process runs the version it was
+-- created with until orch.upgrade_process moves it.
 CREATE TABLE orch.process_types (
   name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+  owner       text NOT NULL,
+  -- The newest version, copied from orch.process_type_versions: what new
+  -- processes get, listed without a join.
+  version     integer NOT NULL DEFAULT 1,
   description text,
   tasks       jsonb NOT NULL,  -- as the user wrote it; validated by define_process_type
   runs_os_commands boolean NOT NULL,
-  owner       text NOT NULL DEFAULT orch.current_owner(),
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE orch.process_type_versions (
+  type        text NOT NULL REFERENCES orch.process_types (name) ON DELETE CASCADE,
+  version     integer NOT NULL CHECK (version > 0),
+  owner       text NOT NULL,  -- the type's, copied for row level security without a join
+  description text,
+  tasks       jsonb NOT NULL,
+  runs_os_commands boolean NOT NULL,
+  defined_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (type, version)
 );
 
 CREATE TABLE orch.processes (
   id          text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 255),
   type        text NOT NULL REFERENCES orch.process_types (name),
+  type_version integer NOT NULL,  -- what its runs run; see orch.upgrade_process
   input_data  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input_data) = 'object'),
-  owner       text NOT NULL DEFAULT orch.current_owner(),
-  -- sql tasks run as this role with these claims: the creator's, never more.
-  created_by_role text NOT NULL DEFAULT orch._caller(),
-  jwt_claims  jsonb DEFAULT orch._jwt_claims(),
+  owner       text NOT NULL,
+  -- sql tasks run as this role (with the claims in orch.process_claims):
+  -- the creator's, never more.
+  created_by_role text NOT NULL,
   -- Schedule (NULL: manual only). timezone is fixed when the schedule is set.
   schedule    text,
   timezone    text,
@@ -31,12 +49,22 @@ CREATE TABLE orch.processes (
   status      orch.status NOT NULL DEFAULT 'PENDING',
   current_run_id bigint,
   created_at  timestamptz NOT NULL DEFAULT now(),
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  FOREIGN KEY (type, type_version) REFERENCES orch.process_type_versions (type, version)
 );
 CREATE INDEX ON orch.processes (type);
 CREATE INDEX ON orch.processes (status);
 -- The scheduler sleeps until the earliest tick: one index probe, never a scan.
 CREATE INDEX processes_next_run_idx ON orch.processes (next_run_at) WHERE next_run_at IS NOT NULL;
+
+-- The JWT claims of a process's creator, which its sql tasks run with. Apart
+-- from orch.processes because they may hold personal data (email, phone,
+-- session id) that those the process is shared with must not read.
+CREATE TABLE orch.process_claims (
+  process_id  text PRIMARY KEY REFERENCES orch.processes (id) ON DELETE CASCADE,
+  owner       text NOT NULL,  -- the process's, copied for row level security without a join
+  claims      jsonb NOT NULL
+);
 
 CREATE TABLE orch.runs (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -95,7 +123,6 @@ CREATE TABLE orch.process_type_grants (
   type        text NOT NULL REFERENCES orch.process_types (name) ON DELETE CASCADE,
   grantee     text NOT NULL,
   type_owner  text NOT NULL,  -- copied from the type for row level security without a join
-  granted_by  text NOT NULL DEFAULT orch.current_owner(),
   granted_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (type, grantee)
 );
@@ -106,8 +133,7 @@ CREATE TABLE orch.process_permissions (
   grantee     text NOT NULL,
   owner       text NOT NULL,  -- the process's owner, copied for row level security without a join
   can_view    boolean NOT NULL DEFAULT true,
-  can_edit    boolean NOT NULL DEFAULT false,  -- start, stop, retry, pause, resume, schedule
-  granted_by  text NOT NULL DEFAULT orch.current_owner(),
+  can_edit    boolean NOT NULL DEFAULT false,  -- start, stop, retry, pause, resume, schedule, upgrade
   granted_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (process_id, grantee)
 );

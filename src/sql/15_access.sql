@@ -11,11 +11,37 @@ AS $$
   FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller()
 $$;
 
--- Members of orch_user (and admins) may create and change; orch_viewer only reads.
+-- Members of orch_user (and admins) may create and change; orch_viewer only
+-- reads; a caller without an owner name writes nothing.
 CREATE FUNCTION orch._can_write() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER')
+  SELECT orch.current_owner() IS NOT NULL
+     AND (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER'))
+$$;
+
+-- The owner of what the caller creates, or the error that says why the
+-- caller may create nothing.
+CREATE FUNCTION orch._writer(what text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  owner text := orch.current_owner();
+BEGIN
+  IF owner IS NULL AND orch._jwt_claims() IS NOT NULL THEN
+    RAISE EXCEPTION 'permission denied to %', what USING ERRCODE = 'insufficient_privilege',
+      DETAIL = 'The request''s JWT has no "sub" claim, so it is no one''s.',
+      HINT = 'Sign the user in: pg_orch takes the owner of what a request creates from its "sub".';
+  ELSIF owner IS NULL THEN
+    RAISE EXCEPTION 'permission denied to %', what USING ERRCODE = 'insufficient_privilege',
+      DETAIL = format('Role names starting with "jwt:" are reserved for JWT owners, and the role is %s.',
+                      orch._caller());
+  ELSIF NOT orch._can_write() THEN
+    RAISE EXCEPTION 'permission denied to %', what USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Members of orch_user and orch_admin may create and change pg_orch objects.';
+  END IF;
+  RETURN owner;
+END
 $$;
 
 -- The names a grant can be made to that mean the caller: its owner name and

@@ -1,9 +1,12 @@
 -- pg_orch: process types
-CREATE FUNCTION orch.define_process_type(name text, tasks jsonb, description text DEFAULT NULL)
+-- Defines a type, or a new version of one's own type. Processes keep the
+-- version they run (see orch.upgrade_process).
+CREATE FUNCTION orch._api_define_process_type(name text, tasks jsonb, description text)
 RETURNS orch.process_types
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  owner text;
   normalized jsonb;
   os_commands boolean;
   existing orch.process_types;
@@ -17,10 +20,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use 1 to 63 letters, digits, "_", "." or "-".';
   END IF;
-  IF NOT orch._can_write() THEN
-    RAISE EXCEPTION 'permission denied to define process types' USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Members of orch_user and orch_admin may define process types.';
-  END IF;
+  owner := orch._writer('define process types');
   normalized := orch._parse_process_type(tasks);
   SELECT bool_or(t ->> 'kind' IN ('command', 'shell')) INTO os_commands
     FROM jsonb_array_elements(normalized) AS t;
@@ -32,19 +32,24 @@ BEGIN
             DETAIL = 'Its tasks run operating system commands.',
             HINT = 'Only superusers, members of pg_execute_server_program and orch_admin may define command or shell tasks.';
   END IF;
-  SELECT * INTO existing FROM orch.process_types pt WHERE pt.name = define_process_type.name FOR UPDATE;
-  IF FOUND AND existing.owner <> orch.current_owner() AND NOT orch._is_admin() THEN
+  -- A name belongs to its first definer: no one else, admins included, may
+  -- make a version of it that its users would then run.
+  SELECT * INTO existing FROM orch.process_types pt WHERE pt.name = _api_define_process_type.name FOR UPDATE;
+  IF FOUND AND existing.owner <> owner THEN
     RAISE EXCEPTION 'permission denied for process type "%"', name USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Only its owner and orch_admin may redefine a process type.';
+      DETAIL = 'The name belongs to the owner who first defined it.',
+      HINT = 'Choose another name; orch_admin may drop the type once no process uses it.';
   END IF;
-  INSERT INTO orch.process_types AS pt (name, description, tasks, runs_os_commands)
-  VALUES (define_process_type.name, description, tasks, os_commands)
+  INSERT INTO orch.process_types AS pt (name, owner, version, description, tasks, runs_os_commands)
+  VALUES (_api_define_process_type.name, owner, 1, description, tasks, os_commands)
   ON CONFLICT ON CONSTRAINT process_types_pkey DO UPDATE
-    SET description = EXCLUDED.description, tasks = EXCLUDED.tasks,
+    SET version = pt.version + 1, description = EXCLUDED.description, tasks = EXCLUDED.tasks,
         runs_os_commands = EXCLUDED.runs_os_commands, updated_at = now()
   RETURNING * INTO result;
+  INSERT INTO orch.process_type_versions (type, version, owner, description, tasks, runs_os_commands)
+  VALUES (result.name, result.version, result.owner, result.description, result.tasks, result.runs_os_commands);
   PERFORM orch._log('type_defined', result.owner, NULL, NULL,
-                    jsonb_build_object('type', name, 'runs_os_commands', os_commands));
+                    jsonb_build_object('type', name, 'version', result.version, 'runs_os_commands', os_commands));
   RETURN result;
 END
 $$;
@@ -56,8 +61,11 @@ AS $$
 DECLARE
   result orch.process_types;
 BEGIN
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'process type name must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT * INTO result FROM orch.process_types pt WHERE pt.name = _lock_own_type.name FOR UPDATE;
-  IF FOUND AND (result.owner = orch.current_owner() OR orch._is_admin()) THEN
+  IF FOUND AND ((result.owner = orch.current_owner() AND orch._can_write()) OR orch._is_admin()) THEN
     RETURN result;
   ELSIF NOT FOUND AND orch._is_admin() THEN
     RAISE EXCEPTION 'process type "%" does not exist', name USING ERRCODE = 'undefined_object';
@@ -67,27 +75,27 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.drop_process_type(name text) RETURNS void
+CREATE FUNCTION orch._api_drop_process_type(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   type orch.process_types := orch._lock_own_type(name);
   users bigint;
 BEGIN
-  SELECT count(*) INTO users FROM orch.processes p WHERE p.type = drop_process_type.name;
+  SELECT count(*) INTO users FROM orch.processes p WHERE p.type = _api_drop_process_type.name;
   IF users > 0 THEN
     RAISE EXCEPTION 'cannot drop process type "%" because % process(es) use it', name, users
       USING ERRCODE = 'dependent_objects_still_exist',
             HINT = 'Delete those processes first with orch.delete_process().';
   END IF;
-  DELETE FROM orch.process_types pt WHERE pt.name = drop_process_type.name;
+  DELETE FROM orch.process_types pt WHERE pt.name = _api_drop_process_type.name;
   PERFORM orch._log('type_dropped', type.owner, NULL, NULL, jsonb_build_object('type', name));
 END
 $$;
 
 -- Lets a role (and its members) or an owner name (a JWT "sub") create
 -- processes of a type.
-CREATE FUNCTION orch.grant_process_type(type text, grantee text) RETURNS void
+CREATE FUNCTION orch._api_grant_process_type(type text, grantee text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -102,13 +110,16 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.revoke_process_type(type text, grantee text) RETURNS void
+CREATE FUNCTION orch._api_revoke_process_type(type text, grantee text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   locked orch.process_types := orch._lock_own_type(type);
 BEGIN
-  DELETE FROM orch.process_type_grants g WHERE g.type = locked.name AND g.grantee = revoke_process_type.grantee;
+  IF grantee IS NULL THEN
+    RAISE EXCEPTION 'grantee must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  DELETE FROM orch.process_type_grants g WHERE g.type = locked.name AND g.grantee = _api_revoke_process_type.grantee;
   PERFORM orch._log('type_revoked', locked.owner, NULL, NULL, jsonb_build_object('type', type, 'grantee', grantee));
 END
 $$;

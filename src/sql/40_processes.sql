@@ -1,11 +1,12 @@
 -- pg_orch: processes
-CREATE FUNCTION orch.create_process(id text, type text, input_data jsonb DEFAULT '{}',
-                                    schedule text DEFAULT NULL, timezone text DEFAULT NULL,
-                                    overlap text DEFAULT 'skip', misfire text DEFAULT 'run_once')
+CREATE FUNCTION orch._api_create_process(id text, type text, input_data jsonb, schedule text, timezone text,
+                                         overlap text, misfire text)
 RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  owner text := orch._writer('create processes');
+  claims jsonb := orch._jwt_claims();
   result orch.processes;
   zone text;
   process_type orch.process_types;
@@ -23,7 +24,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   zone := orch._check_schedule(schedule, timezone, overlap, misfire);
-  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = create_process.type FOR KEY SHARE;
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
   IF NOT FOUND AND orch._is_admin() THEN
     RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
   ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
@@ -32,18 +33,22 @@ BEGIN
              '(orch.grant_process_type), and by orch_admin.';
   END IF;
   BEGIN
-    INSERT INTO orch.processes (id, type, input_data, schedule, timezone, overlap_policy, misfire_policy,
-                                next_run_at)
-    VALUES (create_process.id, create_process.type, create_process.input_data, schedule, zone, overlap, misfire,
-            orch._next_run_at(schedule, zone, clock_timestamp()))
+    INSERT INTO orch.processes (id, type, type_version, input_data, owner, created_by_role, schedule, timezone,
+                                overlap_policy, misfire_policy, next_run_at)
+    VALUES (_api_create_process.id, process_type.name, process_type.version, _api_create_process.input_data, owner,
+            orch._caller(), schedule, zone, overlap, misfire, orch._next_run_at(schedule, zone, clock_timestamp()))
     RETURNING * INTO result;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'process "%" already exists', id USING ERRCODE = 'duplicate_object';
   END;
+  IF claims IS NOT NULL THEN
+    INSERT INTO orch.process_claims (process_id, owner, claims) VALUES (result.id, result.owner, claims);
+  END IF;
   IF schedule IS NOT NULL THEN
     PERFORM orch._wake_scheduler_at_commit(false);
   END IF;
-  PERFORM orch._log_event('created', result, NULL, jsonb_build_object('type', type, 'schedule', schedule));
+  PERFORM orch._log_event('created', result, NULL, jsonb_build_object('type', type, 'version', result.type_version,
+                                                                      'schedule', schedule));
   RETURN result;
 END
 $$;
@@ -56,6 +61,9 @@ AS $$
 DECLARE
   result orch.processes;
 BEGIN
+  IF id IS NULL THEN
+    RAISE EXCEPTION 'process id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
   IF NOT FOUND OR NOT orch._may('edit', result.id, result.owner) THEN
     PERFORM orch._refuse_process(id, FOUND);
@@ -64,8 +72,9 @@ BEGIN
 END
 $$;
 
--- Creates a run of a locked process from its type as it is now, and makes
--- it the process's current run. Callers check whether it may start.
+-- Creates a run of a locked process from the version of its type that it
+-- runs, and makes it the process's current run. Callers check whether it
+-- may start.
 CREATE FUNCTION orch._start_run(proc orch.processes, triggered_by text, catch_up boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -75,7 +84,8 @@ DECLARE
   rows jsonb;
   new_run_id bigint;
 BEGIN
-  SELECT pt.tasks INTO type_tasks FROM orch.process_types pt WHERE pt.name = proc.type;
+  SELECT v.tasks INTO type_tasks FROM orch.process_type_versions v
+  WHERE v.type = proc.type AND v.version = proc.type_version;
   rows := orch._materialize_tasks(type_tasks, proc.input_data);
 
   INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
@@ -103,7 +113,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.start(id text, triggered_by text DEFAULT 'MANUAL') RETURNS bigint
+CREATE FUNCTION orch._api_start(id text, triggered_by text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -116,9 +126,10 @@ BEGIN
       USING ERRCODE = 'object_in_use', DETAIL = format('Run %s has not finished.', proc.current_run_id),
             HINT = 'Wait for it with orch.wait() or stop it with orch.stop().';
   END IF;
-  IF triggered_by IS NULL OR NOT (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+') THEN
+  -- SCHEDULED, RETRY and event: runs are made by pg_orch alone.
+  IF triggered_by IS NULL OR triggered_by NOT IN ('MANUAL', 'API') THEN
     RAISE EXCEPTION 'invalid triggered_by "%"', triggered_by
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL, API, SCHEDULED, RETRY or event:<name>.';
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL or API; other labels are set by pg_orch itself.';
   END IF;
   new_run_id := orch._start_run(proc, triggered_by);
   PERFORM orch._log_event('started', proc, new_run_id, jsonb_build_object('triggered_by', triggered_by));
@@ -126,7 +137,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.stop(id text) RETURNS bigint
+CREATE FUNCTION orch._api_stop(id text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -151,13 +162,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.delete_process(id text) RETURNS void
+-- Deleting a process takes its history along: its owner's (or an admin's)
+-- decision alone, not an editor's.
+CREATE FUNCTION orch._api_delete_process(id text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes;
 BEGIN
-  proc := orch._lock_process(id);
+  proc := orch._lock_own_process(id);
   IF proc.status = 'IN_PROGRESS' THEN
     RAISE EXCEPTION 'cannot delete process "%" while it is in progress', id
       USING ERRCODE = 'object_in_use', HINT = 'Stop it first with orch.stop().';
@@ -175,14 +188,17 @@ $$;
 
 -- Resumes a FAILED or STOPPED run where it stopped: its completed tasks are
 -- kept, the others run again with their retries renewed.
-CREATE FUNCTION orch.retry(run_id bigint) RETURNS bigint
+CREATE FUNCTION orch._api_retry(run_id bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   run orch.runs;
   proc orch.processes;
 BEGIN
-  SELECT * INTO run FROM orch.runs r WHERE r.id = retry.run_id;
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT * INTO run FROM orch.runs r WHERE r.id = _api_retry.run_id;
   IF NOT FOUND OR NOT orch._may('edit', run.process_id, run.owner) THEN
     IF NOT FOUND AND orch._is_admin() THEN
       RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
@@ -226,6 +242,9 @@ AS $$
 DECLARE
   result orch.processes;
 BEGIN
+  IF id IS NULL THEN
+    RAISE EXCEPTION 'process id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id FOR UPDATE;
   IF NOT FOUND OR NOT (orch._is_admin() OR (result.owner = orch.current_owner() AND orch._can_write())) THEN
     PERFORM orch._refuse_process(id, FOUND);
@@ -235,9 +254,9 @@ END
 $$;
 
 -- Shares a process with another owner name or role: can_view lets them see
--- it, its runs, tasks and events; can_edit lets them start, stop, retry and
--- schedule it as well.
-CREATE FUNCTION orch.share_process(id text, grantee text, can_edit boolean DEFAULT false) RETURNS void
+-- it, its runs, tasks and events; can_edit lets them start, stop, retry,
+-- schedule and upgrade it as well. Deleting and sharing stay the owner's.
+CREATE FUNCTION orch._api_share_process(id text, grantee text, can_edit boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -253,13 +272,41 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orch.unshare_process(id text, grantee text) RETURNS void
+CREATE FUNCTION orch._api_unshare_process(id text, grantee text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   proc orch.processes := orch._lock_own_process(id);
 BEGIN
-  DELETE FROM orch.process_permissions pp WHERE pp.process_id = proc.id AND pp.grantee = unshare_process.grantee;
+  IF grantee IS NULL THEN
+    RAISE EXCEPTION 'grantee must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  DELETE FROM orch.process_permissions pp WHERE pp.process_id = proc.id AND pp.grantee = _api_unshare_process.grantee;
   PERFORM orch._log_event('unshared', proc, NULL, jsonb_build_object('grantee', grantee));
+END
+$$;
+
+-- Moves a process to its type's newest version: from its next run on, it
+-- runs what the type's owner defined last. Redefining a type never does this
+-- by itself, so that no one's processes change under them.
+CREATE FUNCTION orch._api_upgrade_process(id text) RETURNS orch.processes
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes := orch._lock_process(id);
+  process_type orch.process_types;
+  result orch.processes;
+BEGIN
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = proc.type FOR KEY SHARE;
+  IF NOT orch._may_use_type(process_type) THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', proc.type USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+             '(orch.grant_process_type), and by orch_admin.';
+  END IF;
+  UPDATE orch.processes p SET type_version = process_type.version, updated_at = clock_timestamp()
+  WHERE p.id = proc.id RETURNING * INTO result;
+  PERFORM orch._log_event('upgraded', result, NULL,
+                          jsonb_build_object('from_version', proc.type_version, 'to_version', result.type_version));
+  RETURN result;
 END
 $$;

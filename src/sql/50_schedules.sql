@@ -29,11 +29,17 @@ BEGIN
     RAISE EXCEPTION 'invalid misfire policy "%"', misfire
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use run_once or skip.';
   END IF;
-  IF schedule IS NULL THEN
+  IF schedule IS NULL AND timezone IS NOT NULL THEN
+    RAISE EXCEPTION 'a time zone needs a schedule' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Give the schedule too, or leave the time zone out.';
+  ELSIF schedule IS NULL THEN
     RETURN NULL;
   END IF;
   -- Raises for a bad expression or zone, naming the field and why.
-  PERFORM orch._next_run_times(schedule, zone, clock_timestamp(), 0);
+  IF cardinality(orch._next_run_times(schedule, zone, clock_timestamp(), 1)) = 0 THEN
+    RAISE EXCEPTION 'schedule "%" never fires', schedule USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Check the day of the month against the month (February has no 30th); orch.next_runs() shows when a schedule fires.';
+  END IF;
   RETURN zone;
 END
 $$;
@@ -50,8 +56,7 @@ $$;
 
 -- Sets or changes a process's schedule; it takes effect at once. A NULL
 -- schedule makes the process manual only; NULL policies keep the current ones.
-CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT NULL, overlap text DEFAULT NULL,
-                                  misfire text DEFAULT NULL)
+CREATE FUNCTION orch._api_set_schedule(id text, schedule text, timezone text, overlap text, misfire text)
 RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -64,9 +69,9 @@ BEGIN
   misfire := coalesce(misfire, proc.misfire_policy);
   zone := orch._check_schedule(schedule, timezone, overlap, misfire);
   UPDATE orch.processes p
-  SET schedule = set_schedule.schedule, timezone = zone, overlap_policy = overlap, misfire_policy = misfire,
-      next_run_at = CASE WHEN p.is_active THEN orch._next_run_at(set_schedule.schedule, zone, clock_timestamp()) END,
-      run_queued = p.run_queued AND set_schedule.schedule IS NOT NULL, updated_at = clock_timestamp()
+  SET schedule = _api_set_schedule.schedule, timezone = zone, overlap_policy = overlap, misfire_policy = misfire,
+      next_run_at = CASE WHEN p.is_active THEN orch._next_run_at(_api_set_schedule.schedule, zone, clock_timestamp()) END,
+      run_queued = p.run_queued AND _api_set_schedule.schedule IS NOT NULL, updated_at = clock_timestamp()
   WHERE p.id = proc.id
   RETURNING * INTO result;
   PERFORM orch._log_event('schedule_changed', result, NULL,
@@ -77,32 +82,32 @@ END
 $$;
 
 -- Turns the schedule off; manual starts still work.
-CREATE FUNCTION orch.pause(id text) RETURNS orch.processes
+CREATE FUNCTION orch._api_pause(id text) RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  proc orch.processes := orch._lock_process(id);
   result orch.processes;
 BEGIN
-  PERFORM orch._lock_process(id);
   UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false,
                               updated_at = clock_timestamp()
-  WHERE p.id = pause.id RETURNING * INTO result;
+  WHERE p.id = proc.id RETURNING * INTO result;
   PERFORM orch._log_event('paused', result, NULL, NULL);
   RETURN result;
 END
 $$;
 
 -- Turns the schedule on again; the next tick is the first one from now.
-CREATE FUNCTION orch.resume(id text) RETURNS orch.processes
+CREATE FUNCTION orch._api_resume(id text) RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  proc orch.processes := orch._lock_process(id);
   result orch.processes;
 BEGIN
-  PERFORM orch._lock_process(id);
   UPDATE orch.processes p SET is_active = true,
          next_run_at = orch._next_run_at(p.schedule, p.timezone, clock_timestamp()), updated_at = clock_timestamp()
-  WHERE p.id = resume.id RETURNING * INTO result;
+  WHERE p.id = proc.id RETURNING * INTO result;
   PERFORM orch._log_event('resumed', result, NULL, NULL);
   PERFORM orch._wake_scheduler_at_commit(false);
   RETURN result;

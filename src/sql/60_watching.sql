@@ -11,8 +11,8 @@ SELECT p.id, p.type, p.status, p.owner, p.schedule, p.timezone, p.is_active, p.n
        r.started_at, r.completed_at, r.error_message, p.created_at, p.updated_at
 FROM orch.processes p
 LEFT JOIN orch.runs r ON r.id = p.current_run_id
-LEFT JOIN LATERAL (SELECT jsonb_array_length(t.tasks) AS total_tasks
-                   FROM orch.process_types t WHERE t.name = p.type) pt ON true;
+LEFT JOIN LATERAL (SELECT jsonb_array_length(v.tasks) AS total_tasks FROM orch.process_type_versions v
+                   WHERE v.type = p.type AND v.version = p.type_version) pt ON true;
 
 -- Per process type: how many processes are in each status, and their runs.
 CREATE VIEW orch.stats WITH (security_invoker = true) AS

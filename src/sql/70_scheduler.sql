@@ -165,10 +165,34 @@ RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, tim
                max_retries integer, retry_delay_ms bigint, retry_backoff float8)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.sql, r.input_data, p.created_by_role, p.jwt_claims, (extract(epoch FROM t.timeout) * 1000)::bigint,
+  SELECT t.sql, r.input_data, p.created_by_role, c.claims, (extract(epoch FROM t.timeout) * 1000)::bigint,
          t.attempt, t.max_retries, (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id JOIN orch.processes p ON p.id = r.process_id
+  LEFT JOIN orch.process_claims c ON c.process_id = p.id
   WHERE t.id = task_id AND t.kind = 'sql'
+$$;
+
+-- The task whose outcome this session's sql task worker is recording right
+-- now, else NULL (src/pg/sql_task_runner.cpp).
+CREATE FUNCTION orch._sql_task_recording() RETURNS bigint
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'orch_sql_task_recording';
+
+-- How an sql task's worker, which runs as the process's creator, records
+-- the attempt's outcome in the transaction of its statement. Anyone may
+-- call it; it acts only for that worker, at that moment, on that task.
+CREATE FUNCTION orch._sql_task_finished(finished jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF orch._sql_task_recording() IS DISTINCT FROM (finished ->> 'id')::bigint
+     OR NOT EXISTS (SELECT 1 FROM orch.tasks t
+                    WHERE t.id = (finished ->> 'id')::bigint AND t.kind = 'sql' AND t.status = 'RUNNING'
+                      AND t.pid = pg_backend_pid()) THEN
+    RAISE EXCEPTION 'only the worker of a running sql task may record its outcome'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM orch._tasks_finished(jsonb_build_array(finished));
+END
 $$;
 
 -- Tasks a previous scheduler left DISPATCHED or RUNNING (it crashed or the

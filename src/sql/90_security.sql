@@ -30,6 +30,13 @@ CREATE POLICY read_usable ON orch.process_types FOR SELECT USING (
   OR EXISTS (SELECT 1 FROM orch.process_type_grants g
              WHERE g.type = process_types.name AND g.grantee = ANY ((SELECT orch._identities())::text[])));
 
+ALTER TABLE orch.process_type_versions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.process_type_versions FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_usable ON orch.process_type_versions FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin())
+  OR EXISTS (SELECT 1 FROM orch.process_type_grants g
+             WHERE g.type = process_type_versions.type AND g.grantee = ANY ((SELECT orch._identities())::text[])));
+
 ALTER TABLE orch.process_type_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orch.process_type_grants FORCE ROW LEVEL SECURITY;
 CREATE POLICY read_own ON orch.process_type_grants FOR SELECT USING (
@@ -49,6 +56,12 @@ CREATE POLICY read_own_or_shared ON orch.processes FOR SELECT USING (
   OR EXISTS (SELECT 1 FROM orch.process_permissions pp
              WHERE pp.process_id = processes.id AND pp.grantee = ANY ((SELECT orch._identities())::text[])));
 
+-- A creator's JWT claims: never shown to those the process is shared with.
+ALTER TABLE orch.process_claims ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.process_claims FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_own ON orch.process_claims FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin()));
+
 ALTER TABLE orch.runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orch.runs FORCE ROW LEVEL SECURITY;
 CREATE POLICY read_own_or_shared ON orch.runs FOR SELECT USING (
@@ -65,10 +78,14 @@ CREATE POLICY read_own_or_shared ON orch.tasks FOR SELECT USING (
 
 ALTER TABLE orch.events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orch.events FORCE ROW LEVEL SECURITY;
+-- Events outlive their process, and a process id may be used again: a
+-- share shows the events of the process it was made for, not those of an
+-- earlier process with the same id.
 CREATE POLICY read_own_or_shared ON orch.events FOR SELECT USING (
   owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin())
-  OR EXISTS (SELECT 1 FROM orch.process_permissions pp
-             WHERE pp.process_id = events.process_id AND pp.grantee = ANY ((SELECT orch._identities())::text[])));
+  OR EXISTS (SELECT 1 FROM orch.process_permissions pp JOIN orch.processes p ON p.id = pp.process_id
+             WHERE pp.process_id = events.process_id AND pp.grantee = ANY ((SELECT orch._identities())::text[])
+               AND p.owner = events.owner AND events.at >= p.created_at));
 
 -- Privileges: nothing for PUBLIC; reading for the three roles; changing
 -- through functions for orch_user and orch_admin.
@@ -86,8 +103,11 @@ GRANT EXECUTE ON FUNCTION
   orch.process_state(text), orch.history(text), orch.wait(text, interval)
 TO orch_admin, orch_user, orch_viewer;
 
+-- The sql task worker's entry point checks its caller itself.
+GRANT EXECUTE ON FUNCTION orch._sql_task_finished(jsonb), orch._sql_task_recording() TO PUBLIC;
+
 GRANT EXECUTE ON FUNCTION
-  orch.define_process_type(text, jsonb, text), orch.drop_process_type(text),
+  orch.define_process_type(text, jsonb, text), orch.drop_process_type(text), orch.upgrade_process(text),
   orch.grant_process_type(text, text), orch.revoke_process_type(text, text),
   orch.create_process(text, text, jsonb, text, text, text, text), orch.start(text, text), orch.stop(text),
   orch.delete_process(text), orch.retry(bigint), orch.share_process(text, text, boolean),

@@ -237,33 +237,40 @@ TEST(TaskSpec, ShellAndSqlErrors) {
   }
 }
 
+TEST(TaskSpec, SqlTasksHaveNoDirectoryOrEnvironment) {
+  EXPECT_EQ(error_of(one(R"("sql": "x", "working_directory": "/tmp")")),
+            R"(task 0 ("a"): "working_directory" is only for command and shell tasks, not sql tasks)");
+  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"A": "1"})")),
+            R"(task 0 ("a"): "env" is only for command and shell tasks, not sql tasks)");
+}
+
 TEST(TaskSpec, WorkingDirectoryErrors) {
-  EXPECT_EQ(error_of(one(R"("sql": "x", "working_directory": "tmp/x")")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "working_directory": "tmp/x")")),
             R"(task 0 ("a"): "working_directory" must be an absolute path, not "tmp/x")");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "working_directory": "")")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "working_directory": "")")),
             R"(task 0 ("a"): "working_directory" must be an absolute path, not "")");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "working_directory": 5)")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "working_directory": 5)")),
             R"(task 0 ("a"): "working_directory" must be a string)");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "working_directory": "/a\u0000")")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "working_directory": "/a\u0000")")),
             R"(task 0 ("a"): "working_directory" must not contain NUL bytes)");
 }
 
 TEST(TaskSpec, EnvErrors) {
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": ["A=1"])")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": ["A=1"])")),
             R"(task 0 ("a"): "env" must be an object mapping names to strings)");
   for (const char *bad : {"1X", "A-B", "", "A B", "A=B", "É"})
-    EXPECT_EQ(error_of(one(std::string(R"("sql": "x", "env": {")") + bad + R"(": "v"})")),
+    EXPECT_EQ(error_of(one(std::string(R"("shell": "x", "env": {")") + bad + R"(": "v"})")),
               std::string(R"(task 0 ("a"): "env" key ")") + bad + R"(" is not a valid environment variable name)")
         << bad;
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"ORCH_INPUT_X": "v"})")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": {"ORCH_INPUT_X": "v"})")),
             R"(task 0 ("a"): "env" key "ORCH_INPUT_X" is reserved (names starting with ORCH_ are set by pg_orch))");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"ORCH_": "v"})")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": {"ORCH_": "v"})")),
             R"(task 0 ("a"): "env" key "ORCH_" is reserved (names starting with ORCH_ are set by pg_orch))");
-  EXPECT_EQ(parse_process_type(one(R"("sql": "x", "env": {"ORCH": "1", "orch_x": "2"})")).tasks[0].env.size(), 2u);
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"X": 1})")), R"(task 0 ("a"): "env" value for "X" must be a string)");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"X": null})")),
+  EXPECT_EQ(parse_process_type(one(R"("shell": "x", "env": {"ORCH": "1", "orch_x": "2"})")).tasks[0].env.size(), 2u);
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": {"X": 1})")), R"(task 0 ("a"): "env" value for "X" must be a string)");
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": {"X": null})")),
             R"(task 0 ("a"): "env" value for "X" must be a string)");
-  EXPECT_EQ(error_of(one(R"("sql": "x", "env": {"X": "a\u0000"})")),
+  EXPECT_EQ(error_of(one(R"("shell": "x", "env": {"X": "a\u0000"})")),
             R"(task 0 ("a"): "env" value for "X" must not contain NUL bytes)");
 }
 
