@@ -99,7 +99,8 @@ void fix_jwt_claims(const std::string &claims) {
                                check_jwt_claims, nullptr, nullptr);
     MarkGUCPrefixReserved("request");
   });
-  trust_fixed_jwt_claims();
+  // Claims were stored only if they were honoured when the process was made.
+  if (!claims.empty()) trust_fixed_jwt_claims();
 }
 
 // ---------------------------------------------------------------------------

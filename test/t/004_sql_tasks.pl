@@ -1,7 +1,7 @@
 # sql tasks: each runs in a background worker of its own, as the role that
 # created the process and with its JWT claims, with the run's input as $1,
 # in the transaction that records it. The SQL cannot get back to the
-# worker's superuser, a failing statement fails (and retries) the task,
+# worker's own identity, a failing statement fails (and retries) the task,
 # timeouts and orch.stop end the worker, rows become the output, and sql
 # and command tasks run in order and share orch.max_concurrent_tasks.
 use strict;
@@ -14,7 +14,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $node = orch_node('sql_tasks', 'orch.max_concurrent_tasks = 2', 'orch.max_output = 100',
-	'orch.kill_grace = 1s', 'orch.poll_interval = 1h');
+	'orch.kill_grace = 1s', 'orch.poll_interval = 1h', "orch.jwt_roles = 'alice, bob'");
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 my $superuser = sql('SELECT current_user');
 
@@ -26,6 +26,8 @@ my $has_type_grants = sql("SELECT to_regprocedure('orch.grant_process_type(text,
 sql(q{
   CREATE ROLE alice NOLOGIN;
   CREATE ROLE bob NOLOGIN;
+  -- PostgREST's login role: JWT claims count in its sessions only.
+  CREATE ROLE authenticator LOGIN NOINHERIT IN ROLE alice, bob;
   CREATE TABLE public.seen (who text, claims text, k text);
   GRANT SELECT, INSERT ON public.seen TO alice, bob;
   CREATE SEQUENCE public.flaky;
@@ -60,14 +62,14 @@ sub define_sql_type {
 }
 
 # Creates and starts process $id as $role (SET ROLE, and the JWT claims
-# when given), the way PostgREST would.
+# when given, in a session of the authenticator), the way PostgREST would.
 sub start_as {
 	my ($role, $claims, $id, $type, $input) = @_;
 	$input //= '{}';
 	my $set_claims = defined $claims ? "SET request.jwt.claims = '$claims';" : '';
-	sql(qq{SET ROLE $role; $set_claims
+	$node->safe_psql('postgres', qq{SET ROLE $role; $set_claims
 	  SELECT orch.create_process('$id', '$type', '$input');
-	  SELECT orch.start('$id');});
+	  SELECT orch.start('$id');}, extra_params => defined $claims ? [ '-U', 'authenticator' ] : []);
 }
 
 sub run_as {
@@ -81,7 +83,7 @@ sub task_of {
 	return sql("SELECT $columns FROM orch.tasks WHERE process_id = '$id' ORDER BY task_index");
 }
 
-my $seen_by = "SELECT who || '|' || coalesce(claims::jsonb ->> 'sub', '') || '|' || k FROM public.seen";
+my $seen_by = "SELECT who || '|' || coalesce(nullif(claims, '')::jsonb ->> 'sub', '') || '|' || k FROM public.seen";
 
 # ---------------------------------------------------------------------------
 # Identity: the creator's role and claims, the input as $1.
@@ -103,7 +105,7 @@ is(run_as('bob', undef, 'bob-notes', 'notes'), 'COMPLETED', "bob's read COMPLETE
 is(task_of('bob-notes', 'output'), 'three', 'bob sees only his note');
 if ($has_roles) {
 	# ... including pg_orch's own: alice sees only the processes of sub u-1.
-	define_sql_type('my-processes', q{SELECT count(*) FILTER (WHERE owner <> 'u-1') || ' ' || (count(*) > 0) FROM orch.processes});
+	define_sql_type('my-processes', q{SELECT count(*) FILTER (WHERE owner <> 'jwt:u-1') || ' ' || (count(*) > 0) FROM orch.processes});
 	is(run_as('alice', '{"sub":"u-1"}', 'alice-processes', 'my-processes'), 'COMPLETED', "alice's listing COMPLETED");
 	is(task_of('alice-processes', 'output'), '0 true', "alice sees her processes and no one else's");
 }
@@ -155,7 +157,8 @@ define_sql_type('as-superuser', q{SELECT 1});
 sql("SELECT orch.create_process('superuser-1', 'as-superuser'); SELECT orch.start('superuser-1')");
 is(sql("SELECT orch.wait('superuser-1', '60 seconds')"), 'FAILED', "a superuser's process FAILED");
 is(task_of('superuser-1', 'error_message'),
-	qq{sql tasks never run as a superuser, and the process was created by superuser "$superuser"},
+	qq{sql tasks never run as a superuser, and the process was created by superuser "$superuser"; }
+	  . 'create the process as an ordinary role, for example after SET ROLE',
 	'refused to run as a superuser');
 
 # ---------------------------------------------------------------------------
