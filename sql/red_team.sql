@@ -316,9 +316,18 @@ CREATE FUNCTION public.pg_backend_pid() RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.rt_hijacked VALUES ('pg_backend_pid as ' || current_user); RETURN 0; END $$;
 CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.rt_hijacked VALUES ('clock_timestamp as ' || current_user); RETURN now(); END $$;
-SELECT id FROM orch.create_process('rt-public', 'rt-alice');
+-- ... and in the caller's own pg_temp: types and tables named like the API's.
+CREATE FUNCTION pg_temp.rt_log(text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.rt_hijacked VALUES ('temporary type as ' || current_user); RETURN true; END $$;
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.text CHECK (pg_temp.rt_log(VALUE));
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.rt_log(VALUE));
+CREATE TEMP TABLE processes (id text);
+SELECT id FROM orch.create_process('rt-public', 'rt-alice', '{"k": "v"}');
 SELECT orch.start('rt-public') > 0 AS started;
 SELECT orch.wait('rt-public', '30 seconds');
+DROP TABLE pg_temp.processes;
+DROP DOMAIN pg_temp.jsonb, pg_temp.text;
+DROP FUNCTION pg_temp.rt_log(pg_catalog.text);
 RESET ROLE;
 SELECT id FROM orch.create_process('rt-public-command', 'rt-command', '{"x": "hi"}');
 SELECT orch.start('rt-public-command') > 0 AS started;
