@@ -308,14 +308,18 @@ GRANT CREATE ON SCHEMA public TO regress_rt_alice;
 SET ROLE regress_rt_alice;
 CREATE TABLE public.rt_hijacked (what text);
 GRANT INSERT ON public.rt_hijacked TO PUBLIC;
-CREATE FUNCTION public.to_jsonb(anyelement) RETURNS jsonb LANGUAGE plpgsql AS $$
+-- Each is a better match than the built-in it shadows (record against
+-- anyelement, fixed arguments against VARIADIC "any"), so an unpinned
+-- search_path with public in it would pick it.
+CREATE FUNCTION public.to_jsonb(record) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.rt_hijacked VALUES ('to_jsonb as ' || current_user); RETURN '{}'; END $$;
-CREATE FUNCTION public.jsonb_array_elements(jsonb) RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO public.rt_hijacked VALUES ('jsonb_array_elements as ' || current_user); END $$;
-CREATE FUNCTION public.pg_backend_pid() RETURNS integer LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO public.rt_hijacked VALUES ('pg_backend_pid as ' || current_user); RETURN 0; END $$;
-CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO public.rt_hijacked VALUES ('clock_timestamp as ' || current_user); RETURN now(); END $$;
+CREATE FUNCTION public.jsonb_build_array(jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.rt_hijacked VALUES ('jsonb_build_array as ' || current_user); RETURN '[]'; END $$;
+CREATE FUNCTION public.jsonb_build_object(text, text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.rt_hijacked VALUES ('jsonb_build_object as ' || current_user); RETURN '{}'; END $$;
+CREATE FUNCTION public.jsonb_build_object(text, text, text, text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.rt_hijacked VALUES ('jsonb_build_object as ' || current_user); RETURN '{}'; END $$;
+SET search_path = public, pg_catalog;
 -- ... and in the caller's own pg_temp: types and tables named like the API's.
 CREATE FUNCTION pg_temp.rt_log(text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO public.rt_hijacked VALUES ('temporary type as ' || current_user); RETURN true; END $$;
@@ -328,13 +332,15 @@ SELECT orch.wait('rt-public', '30 seconds');
 DROP TABLE pg_temp.processes;
 DROP DOMAIN pg_temp.jsonb, pg_temp.text;
 DROP FUNCTION pg_temp.rt_log(pg_catalog.text);
+RESET search_path;
 RESET ROLE;
 SELECT id FROM orch.create_process('rt-public-command', 'rt-command', '{"x": "hi"}');
 SELECT orch.start('rt-public-command') > 0 AS started;
 SELECT orch.wait('rt-public-command', '30 seconds');
 SELECT count(*) AS hijacked_calls FROM public.rt_hijacked;
 DROP TABLE public.rt_hijacked;
-DROP FUNCTION public.to_jsonb(anyelement), public.jsonb_array_elements(jsonb), public.pg_backend_pid(), public.clock_timestamp();
+DROP FUNCTION public.to_jsonb(record), public.jsonb_build_array(jsonb), public.jsonb_build_object(text, text),
+  public.jsonb_build_object(text, text, text, text);
 REVOKE CREATE ON SCHEMA public FROM regress_rt_alice;
 
 -- Clean up.
