@@ -14,6 +14,21 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 GRANT EXECUTE ON FUNCTION public.try(text) TO PUBLIC;
 
+-- Polls (with a deadline) until the process has an event of this kind.
+CREATE FUNCTION public.wait_for_event(process text, wanted text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '30 seconds';
+BEGIN
+  LOOP
+    IF EXISTS (SELECT 1 FROM orch.events e WHERE e.process_id = process AND e.kind = wanted) THEN
+      RETURN true;
+    ELSIF clock_timestamp() > deadline THEN
+      RETURN false;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+
 CREATE ROLE regress_rt_alice LOGIN;
 CREATE ROLE regress_rt_bob LOGIN;
 CREATE ROLE regress_rt_admin LOGIN IN ROLE orch_admin;
@@ -21,6 +36,7 @@ CREATE ROLE regress_rt_authenticated NOLOGIN;
 CREATE ROLE regress_rt_authenticator LOGIN NOINHERIT IN ROLE regress_rt_authenticated;
 CREATE ROLE regress_rt_member LOGIN IN ROLE regress_rt_authenticated;  -- a login role that may SET ROLE to it
 CREATE ROLE "jwt:regress_rt_bob" LOGIN;  -- named like a JWT owner
+CREATE ROLE "jwt:regress_rt_carol" LOGIN IN ROLE orch_viewer;  -- named like a JWT user something is shared with
 GRANT orch_user TO regress_rt_alice, regress_rt_bob, regress_rt_authenticated, regress_rt_member, "jwt:regress_rt_bob";
 SELECT name FROM orch.define_process_type('rt-sql', '[{"name": "q", "sql": "SELECT 1"}]');
 SELECT orch.grant_process_type('rt-sql', 'orch_user');
@@ -137,12 +153,17 @@ SET SESSION AUTHORIZATION regress_rt_authenticator;
 SET ROLE regress_rt_authenticated;
 SET request.jwt.claims = '{"sub": "regress_rt_bob", "email": "bob@example.com", "phone": "555"}';
 SELECT orch.share_process('rt-bob-jwt', 'regress_rt_alice', can_edit => true);
+SELECT orch.share_process('rt-bob-jwt', 'jwt:regress_rt_carol');
 SELECT process_id, owner, claims ->> 'email' AS email FROM orch.process_claims;
 RESET request.jwt.claims;
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
 RESET orch.jwt_roles;
 RESET orch.jwt_authenticators;
+-- The role "jwt:regress_rt_carol" is not the JWT user it is shared with.
+SET ROLE "jwt:regress_rt_carol";
+SELECT count(*) AS role_named_like_jwt_sees FROM orch.processes;
+RESET ROLE;
 SET ROLE regress_rt_alice;
 SELECT id FROM orch.processes;
 SELECT count(*) AS claims_seen FROM orch.process_claims;
@@ -203,11 +224,15 @@ SET ROLE regress_rt_bob;
 SELECT orch.start('rt-bob-report') > 0 AS started;
 SELECT orch.wait('rt-bob-report', '30 seconds');
 SELECT t.output FROM orch.tasks t JOIN orch.processes p ON p.current_run_id = t.run_id WHERE p.id = 'rt-bob-report';
--- Moving on is the process's editors' choice, and only to a version of a type they may use.
-SELECT id, type_version FROM orch.upgrade_process('rt-bob-report');
+-- Moving on is the owner's choice alone: not even an editor's who owns the
+-- type, or Alice could share-and-upgrade her way into running new SQL as Bob.
+SELECT orch.share_process('rt-bob-report', 'regress_rt_alice', can_edit => true);
 RESET ROLE;
 SET ROLE regress_rt_alice;
 SELECT public.try($$SELECT orch.upgrade_process('rt-bob-report')$$);
+RESET ROLE;
+SET ROLE regress_rt_bob;
+SELECT id, type_version FROM orch.upgrade_process('rt-bob-report');
 RESET ROLE;
 -- A type name belongs to its first definer: not even an admin may redefine it.
 SET ROLE regress_rt_admin;
@@ -231,6 +256,8 @@ DROP TABLE public.rt_bob_secret, public.rt_alice_loot;
 SET ROLE regress_rt_alice;
 SELECT public.try($$SELECT orch.create_process('rt-never', 'rt-sql', schedule => '0 0 30 2 *')$$);
 SELECT public.try($$SELECT orch.create_process('rt-zone', 'rt-sql', schedule => '@daily', timezone => 'UTC+99')$$);
+SELECT public.try($$SELECT orch.create_process('rt-zone', 'rt-sql', schedule => '@daily', timezone => 'AAA-14BBB-16')$$);
+SELECT public.try($$SELECT orch.create_process('rt-zone', 'rt-sql', schedule => '@daily', timezone => 'AAA-14BBB-16,J334/23:43,J365/23')$$);
 SELECT public.try($$SELECT orch.create_process('rt-zone', 'rt-sql', schedule => '@daily', timezone => 'Nowhere/Land')$$);
 SELECT public.try($$SELECT orch.create_process('rt-zone', 'rt-sql', timezone => 'Europe/Paris')$$);
 SELECT id FROM orch.create_process('rt-manual', 'rt-sql');
@@ -238,6 +265,7 @@ SELECT public.try($$SELECT orch.set_schedule('rt-manual', NULL, timezone => 'Eur
 SELECT public.try($$SELECT orch.set_schedule('rt-manual', '0 0 31 4 *')$$);
 SELECT public.try($$SET orch.timezone = 'UTC+99'$$);
 SELECT public.try($$SET orch.timezone = 'Nowhere/Land'$$);
+SELECT public.try($$SET orch.timezone = 'AAA-14BBB-16'$$);
 SELECT public.try($$SET orch.timezone = 'Asia/Tokyo'$$);
 RESET orch.timezone;
 SELECT public.try($$SELECT orch.define_process_type('rt-env', '[{"name": "q", "sql": "SELECT 1", "env": {"A": "1"}}]')$$);
@@ -343,9 +371,35 @@ DROP FUNCTION public.to_jsonb(record), public.jsonb_build_array(jsonb), public.j
   public.jsonb_build_object(text, text, text, text);
 REVOKE CREATE ON SCHEMA public FROM regress_rt_alice;
 
+-- ---------------------------------------------------------------------------
+-- 10. Nothing of one process fails the scheduler's work for the others. A
+-- scheduled start that cannot be made (a placeholder its input lacks) is a
+-- FAILED run; a schedule that can no longer be computed (its zone vanished
+-- from the server) is paused, saying why. Meanwhile another user's run
+-- completes.
+SELECT name FROM orch.define_process_type('rt-wedge', '[{"name": "say", "command": ["/bin/echo", "{{msg}}"]}]');
+SELECT orch.grant_process_type('rt-wedge', 'regress_rt_alice');
+SET ROLE regress_rt_alice;
+SELECT id FROM orch.create_process('rt-wedge', 'rt-wedge', schedule => '* * * * * *');
+SELECT id FROM orch.create_process('rt-lost-zone', 'rt-alice', schedule => '* * * * * *', timezone => 'Europe/Paris');
+RESET ROLE;
+UPDATE orch.processes SET timezone = 'Nowhere/Land' WHERE id = 'rt-lost-zone';  -- as if the zone file went away
+SET ROLE regress_rt_bob;
+SELECT id FROM orch.create_process('rt-bystander', 'rt-sql');
+SELECT orch.start('rt-bystander') > 0 AS started;
+SELECT orch.wait('rt-bystander', '30 seconds');
+RESET ROLE;
+SELECT wait_for_event('rt-lost-zone', 'schedule_paused') AS lost_zone;
+SELECT wait_for_event('rt-wedge', 'scheduled_run') AS wedge;
+SELECT (orch.pause('rt-wedge')).is_active AS wedge_active;
+SELECT status, triggered_by, total_tasks, error_message FROM orch.runs WHERE process_id = 'rt-wedge' ORDER BY id LIMIT 1;
+SELECT status FROM orch.processes WHERE id = 'rt-wedge';
+SELECT is_active, next_run_at, detail ->> 'error' AS error
+FROM orch.processes p JOIN orch.events e ON e.process_id = p.id AND e.kind = 'schedule_paused' WHERE p.id = 'rt-lost-zone';
+
 -- Clean up.
 SELECT orch.delete_process(id) FROM orch.processes ORDER BY id;
 SELECT orch.drop_process_type(name) FROM orch.process_types ORDER BY name;
-DROP FUNCTION public.try(text);
+DROP FUNCTION public.try(text), public.wait_for_event(text, text);
 DROP ROLE regress_rt_alice, regress_rt_bob, regress_rt_admin, regress_rt_authenticator, regress_rt_member,
-          regress_rt_authenticated, "jwt:regress_rt_bob";
+          regress_rt_authenticated, "jwt:regress_rt_bob", "jwt:regress_rt_carol";

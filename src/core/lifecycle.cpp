@@ -53,8 +53,8 @@ std::optional<TaskStatus> parse_task_status(std::string_view label) {
 bool is_legal(RunStatus from, RunStatus to) {
   using S = RunStatus;
   switch (from) {
-    case S::Pending:
-      return to == S::InProgress || to == S::Stopped;
+    case S::Pending:  // FAILED: a process whose first run could not be made
+      return to == S::InProgress || to == S::Failed || to == S::Stopped;
     case S::InProgress:
       return to == S::Completed || to == S::Failed || to == S::Stopped;
     case S::Completed:

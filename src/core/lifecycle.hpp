@@ -34,7 +34,8 @@ std::optional<TaskStatus> parse_task_status(std::string_view label);
 
 // Whether a row may move from one status to another; staying put is not a
 // move and is never legal.
-//   run / process: PENDING -> IN_PROGRESS | STOPPED;
+//   run / process: PENDING -> IN_PROGRESS | FAILED (its first run could
+//     not be made) | STOPPED;
 //     IN_PROGRESS -> COMPLETED | FAILED | STOPPED;
 //     COMPLETED | FAILED | STOPPED -> IN_PROGRESS (new run, retry, restart)
 //   task: PENDING -> DISPATCHED | SKIPPED | STOPPED;

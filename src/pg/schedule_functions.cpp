@@ -2,6 +2,7 @@
 // PostgreSQL's own time zone database (no second tz database to keep in
 // sync with the server's).
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ extern "C" {
 #include "utils/datetime.h"
 
 PG_FUNCTION_INFO_V1(orch_next_run_times);
+PG_FUNCTION_INFO_V1(orch_check_time_zone);
 }
 
 namespace orch::pg {
@@ -37,32 +39,36 @@ class PgTimeZone : public TimeZoneRules {
   pg_tz *zone_;
 };
 
-// Real zones are within 15 hours of UTC; POSIX-style names such as
-// "UTC+99" parse with offsets of up to a week.
-constexpr long kMaxUtcOffset = 15 * 3600;
-
-// The zone, or nullptr and why not.
-pg_tz *load_zone(const std::string &name, std::string &problem) {
+pg_tz *find_zone(const std::string &name) {
   pg_tz *zone = pg_call([&] { return pg_tzset(name.c_str()); });
-  if (zone == nullptr) {
-    problem = "unknown time zone " + quote(name);
-    return nullptr;
-  }
-  std::int64_t now = pg_call([] { return static_cast<std::int64_t>(timestamptz_to_time_t(GetCurrentTimestamp())); });
-  long offset = PgTimeZone(zone).utc_offset_at(now);
-  if (offset > kMaxUtcOffset || offset < -kMaxUtcOffset) {
-    problem = "time zone " + quote(name) + " is " + std::to_string(std::labs(offset) / 3600) +
-              " hours from UTC; real time zones are at most 15 hours from it";
-    return nullptr;
-  }
+  if (zone == nullptr) throw InvalidInput("unknown time zone " + quote(name));
   return zone;
 }
 
-pg_tz *find_zone(const std::string &name) {
-  std::string problem;
-  pg_tz *zone = load_zone(name, problem);
-  if (zone == nullptr) throw InvalidInput(problem);
-  return zone;
+// Real zones are within 15 hours of UTC; POSIX-style names such as "UTC+99"
+// or "AAA-14BBB-16" parse with offsets of up to a week, in standard or
+// daylight time.
+constexpr long kMaxUtcOffset = 15 * 3600;
+constexpr std::int64_t kCheckedYears = 3;  // transitions repeat every year
+
+// The first offset of `zone` beyond kMaxUtcOffset from now on, if any.
+std::optional<long> offset_out_of_range(pg_tz *zone) {
+  auto out_of_range = [](long offset) { return offset > kMaxUtcOffset || offset < -kMaxUtcOffset; };
+  pg_time_t cursor = pg_call([] { return timestamptz_to_time_t(GetCurrentTimestamp()); });
+  const pg_time_t end = cursor + kCheckedYears * 366 * 24 * 3600;
+  if (long now = PgTimeZone(zone).utc_offset_at(cursor); out_of_range(now)) return now;
+  // pg_next_dst_boundary only reads the loaded zone data, like pg_localtime.
+  while (cursor < end) {
+    long before = 0, after = 0;
+    int before_dst = 0, after_dst = 0;
+    pg_time_t boundary = 0;
+    if (pg_next_dst_boundary(&cursor, &before, &before_dst, &boundary, &after, &after_dst, zone) != 1) break;
+    if (out_of_range(before)) return before;
+    if (out_of_range(after)) return after;
+    if (boundary <= cursor) break;
+    cursor = boundary;
+  }
+  return std::nullopt;
 }
 
 CronSchedule parse_schedule(const std::string &expression) {
@@ -76,9 +82,12 @@ CronSchedule parse_schedule(const std::string &expression) {
 }  // namespace
 
 std::string time_zone_problem(const std::string &name) {
-  std::string problem;
-  (void)load_zone(name, problem);
-  return problem;
+  pg_tz *zone = pg_call([&] { return pg_tzset(name.c_str()); });
+  if (zone == nullptr) return "unknown time zone " + quote(name);
+  if (std::optional<long> offset = offset_out_of_range(zone))
+    return "time zone " + quote(name) + " is " + std::to_string(std::labs(*offset) / 3600) +
+           " hours from UTC at times; real time zones are at most 15 hours from it";
+  return "";
 }
 
 }  // namespace orch::pg
@@ -120,5 +129,16 @@ extern "C" Datum orch_next_run_times(PG_FUNCTION_ARGS) {
       return PointerGetDatum(construct_array(values, static_cast<int>(times.size()), TIMESTAMPTZOID,
                                              sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
     });
+  });
+}
+
+// orch._check_time_zone(zone): raises invalid_parameter_value, saying why,
+// unless the zone can be a schedule's. Checked when a schedule is set, not
+// each time one is computed.
+extern "C" Datum orch_check_time_zone(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    std::string name = pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(0))); });
+    if (std::string problem = time_zone_problem(name); !problem.empty()) throw orch::InvalidInput(problem);
+    return Datum(0);
   });
 }

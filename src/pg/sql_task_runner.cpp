@@ -19,6 +19,8 @@
 #include "pg/sql_task_runner.hpp"
 
 extern "C" {
+#include "access/table.h"
+#include "catalog/pg_db_role_setting.h"
 #include "mb/pg_wchar.h"
 #include "nodes/params.h"
 #include "parser/parse_param.h"
@@ -26,6 +28,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/backend_status.h"
 #include "utils/timeout.h"
 
 PG_FUNCTION_INFO_V1(orch_sql_task_recording);
@@ -219,6 +222,28 @@ void become_creator(Oid role) {
   pg_call([&] {
     SetSessionAuthorization(role, false);
     SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
+    // pg_stat_activity shows the creator, who may then see and cancel it
+    // (pg_cancel_backend asks the PGPROC's role).
+    MyProc->roleId = role;
+    if (MyBEEntry != nullptr) {
+      PGSTAT_BEGIN_WRITE_ACTIVITY(MyBEEntry);
+      MyBEEntry->st_userid = role;
+      PGSTAT_END_WRITE_ACTIVITY(MyBEEntry);
+    }
+  });
+}
+
+// Inside a transaction: the creator's settings (ALTER ROLE ... [IN DATABASE
+// ...] SET), as a session of theirs would have them, over those the worker
+// connected with: statement_timeout, temp_file_limit, log_statement...
+void apply_creator_settings(Oid role) {
+  pg_call([&] {
+    Relation settings_table = table_open(DbRoleSettingRelationId, AccessShareLock);
+    Snapshot snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+    ApplySetting(snapshot, MyDatabaseId, role, settings_table, PGC_S_DATABASE_USER);
+    ApplySetting(snapshot, InvalidOid, role, settings_table, PGC_S_USER);
+    UnregisterSnapshot(snapshot);
+    table_close(settings_table, AccessShareLock);
   });
 }
 
@@ -269,6 +294,9 @@ SqlResult run_statement(const std::string &sql, const std::string &input, long l
       in_subtransaction = true;
       MemoryContextSwitchTo(context);
 
+      // The shorter of the task's timeout and the creator's statement_timeout.
+      long long armed_ms = timeout_ms;
+      if (StatementTimeout > 0 && (armed_ms == 0 || StatementTimeout < armed_ms)) armed_ms = StatementTimeout;
       int guc_level = NewGUCNestLevel();
       if (timeout_ms > 0)
         (void)set_config_option("statement_timeout", timeout_text, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
@@ -289,8 +317,8 @@ SqlResult run_statement(const std::string &sql, const std::string &input, long l
 
       pgstat_report_activity(STATE_RUNNING, sql.c_str());
       // SPI does not arm statement_timeout (only the client protocol does).
-      if (timeout_ms > 0)
-        enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(std::min<long long>(timeout_ms, INT_MAX)));
+      if (armed_ms > 0)
+        enable_timeout_after(STATEMENT_TIMEOUT, static_cast<int>(std::min<long long>(armed_ms, INT_MAX)));
       int code = SPI_execute_extended(sql.c_str(), &options);
       if (code < 0) {
         const char *refusal = spi_refusal(code);
@@ -303,7 +331,7 @@ SqlResult run_statement(const std::string &sql, const std::string &input, long l
       // now (their errors are the task's), WITH HOLD cursors are closed.
       if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0 || SPI_execute("CLOSE ALL", false, 0) < 0)
         elog(ERROR, "pg_orch: could not finish the sql task's deferred work");
-      if (timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
+      if (armed_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
 
       AtEOXact_GUC(false, guc_level);
       ReleaseCurrentSubTransaction();
@@ -413,6 +441,7 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
   become_creator(context.role);
 
   in_transaction([&] {
+    apply_creator_settings(context.role);
     TaskSpec policy = retry_policy_of(fields);
     long long timeout_ms = fields.at("timeout_ms").is_null() ? 0 : fields.at("timeout_ms").get<long long>();
     auto started = steady_clock::now();

@@ -45,13 +45,14 @@ END
 $$;
 
 -- The names a grant can be made to that mean the caller: its owner name and
--- every role it is a member of.
+-- every role it is a member of, except roles named like JWT owners (a role
+-- "jwt:carol" is not the JWT user carol).
 CREATE FUNCTION orch._identities() RETURNS text[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT ARRAY[orch.current_owner()] ||
          ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r
-               WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER'))
+               WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER') AND left(r.rolname, 4) <> 'jwt:')
 $$;
 
 -- May the caller see (need 'view') or change (need 'edit') this process?

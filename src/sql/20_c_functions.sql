@@ -17,6 +17,11 @@ CREATE FUNCTION orch._next_run_times(schedule text, timezone text, after timesta
 RETURNS timestamptz[]
 LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_next_run_times';
 
+-- Raises invalid_parameter_value unless the zone can be a schedule's: known,
+-- and never more than 15 hours from UTC.
+CREATE FUNCTION orch._check_time_zone(zone text) RETURNS void
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_check_time_zone';
+
 -- Wakes this database's scheduler when the calling transaction commits.
 CREATE FUNCTION orch._wake_scheduler_at_commit(stop_requested boolean) RETURNS void
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_wake_scheduler_at_commit';

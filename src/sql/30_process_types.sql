@@ -9,7 +9,6 @@ DECLARE
   owner text;
   normalized jsonb;
   os_commands boolean;
-  existing orch.process_types;
   result orch.process_types;
 BEGIN
   IF name IS NULL OR tasks IS NULL THEN
@@ -33,19 +32,21 @@ BEGIN
             HINT = 'Only superusers, members of pg_execute_server_program and orch_admin may define command or shell tasks.';
   END IF;
   -- A name belongs to its first definer: no one else, admins included, may
-  -- make a version of it that its users would then run.
-  SELECT * INTO existing FROM orch.process_types pt WHERE pt.name = _api_define_process_type.name FOR UPDATE;
-  IF FOUND AND existing.owner <> owner THEN
-    RAISE EXCEPTION 'permission denied for process type "%"', name USING ERRCODE = 'insufficient_privilege',
-      DETAIL = 'The name belongs to the owner who first defined it.',
-      HINT = 'Choose another name; orch_admin may drop the type once no process uses it.';
-  END IF;
+  -- make a version of it that its users would then run. Checked by the
+  -- upsert itself, which waits for a concurrent first definition to commit
+  -- and then finds it someone else's.
   INSERT INTO orch.process_types AS pt (name, owner, version, description, tasks, runs_os_commands)
   VALUES (_api_define_process_type.name, owner, 1, description, tasks, os_commands)
   ON CONFLICT ON CONSTRAINT process_types_pkey DO UPDATE
     SET version = pt.version + 1, description = EXCLUDED.description, tasks = EXCLUDED.tasks,
         runs_os_commands = EXCLUDED.runs_os_commands, updated_at = now()
+    WHERE pt.owner = EXCLUDED.owner
   RETURNING * INTO result;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', name USING ERRCODE = 'insufficient_privilege',
+      DETAIL = 'The name belongs to the owner who first defined it.',
+      HINT = 'Choose another name; orch_admin may drop the type once no process uses it.';
+  END IF;
   INSERT INTO orch.process_type_versions (type, version, owner, description, tasks, runs_os_commands)
   VALUES (result.name, result.version, result.owner, result.description, result.tasks, result.runs_os_commands);
   PERFORM orch._log('type_defined', result.owner, NULL, NULL,

@@ -235,7 +235,8 @@ BEGIN
 END
 $$;
 
--- Locks a process the caller owns (or any, for admins): only owners share.
+-- Locks a process the caller owns (or any, for admins): only owners delete,
+-- share and upgrade.
 CREATE FUNCTION orch._lock_own_process(id text) RETURNS orch.processes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -288,12 +289,14 @@ $$;
 
 -- Moves a process to its type's newest version: from its next run on, it
 -- runs what the type's owner defined last. Redefining a type never does this
--- by itself, so that no one's processes change under them.
+-- by itself, so that no one's processes change under them; and only the
+-- process's owner (or an admin) may do it, because its sql tasks run as its
+-- creator: an editor who owns the type could otherwise run new code as them.
 CREATE FUNCTION orch._api_upgrade_process(id text) RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes := orch._lock_process(id);
+  proc orch.processes := orch._lock_own_process(id);
   process_type orch.process_types;
   result orch.processes;
 BEGIN

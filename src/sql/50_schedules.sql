@@ -35,7 +35,8 @@ BEGIN
   ELSIF schedule IS NULL THEN
     RETURN NULL;
   END IF;
-  -- Raises for a bad expression or zone, naming the field and why.
+  PERFORM orch._check_time_zone(zone);
+  -- Raises for a bad expression, naming the field and why.
   IF cardinality(orch._next_run_times(schedule, zone, clock_timestamp(), 1)) = 0 THEN
     RAISE EXCEPTION 'schedule "%" never fires', schedule USING ERRCODE = 'invalid_parameter_value',
       HINT = 'Check the day of the month against the month (February has no 30th); orch.next_runs() shows when a schedule fires.';
@@ -158,32 +159,43 @@ DECLARE
   scheduler_started timestamptz := (SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_backend_pid()) a);
   tick timestamptz;
   missed boolean;
+  message text;
 BEGIN
   FOR proc IN SELECT * FROM orch.processes p WHERE p.next_run_at <= now_
               ORDER BY p.next_run_at LIMIT max_count FOR UPDATE SKIP LOCKED LOOP
-    tick := proc.next_run_at;
-    missed := tick < scheduler_started OR orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_;
-    UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
-    WHERE p.id = proc.id;
-    IF missed AND proc.misfire_policy = 'skip' THEN
-      PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
-    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
-      PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
-                              jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
-    ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
-      IF proc.run_queued THEN
+    BEGIN
+      tick := proc.next_run_at;
+      missed := tick < scheduler_started OR orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_;
+      UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
+      WHERE p.id = proc.id;
+      IF missed AND proc.misfire_policy = 'skip' THEN
+        PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
+      ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
         PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
-                                jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+                                jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
+      ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
+        IF proc.run_queued THEN
+          PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                                  jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+        ELSE
+          UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
+          PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+        END IF;
       ELSE
-        UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
-        PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+        PERFORM orch._start_scheduled_run(proc, missed);
       END IF;
-    ELSE
-      PERFORM orch._start_scheduled_run(proc, missed);
-    END IF;
+    EXCEPTION WHEN OTHERS THEN
+      -- Nothing of one process may fail the others' ticks: its schedule is
+      -- paused, saying why, rather than tried again every turn.
+      GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+      UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false WHERE p.id = proc.id;
+      PERFORM orch._log_event('schedule_paused', proc, NULL,
+                              jsonb_build_object('tick', proc.next_run_at, 'error', message));
+    END;
   END LOOP;
+  -- NULL when no schedule is left (greatest() would make that 0: a busy loop).
   RETURN (SELECT greatest(ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000), 0)::bigint
-          FROM orch.processes p WHERE p.next_run_at IS NOT NULL);
+          FROM orch.processes p WHERE p.next_run_at IS NOT NULL HAVING count(*) > 0);
 END
 $$;
 

@@ -29,8 +29,10 @@ sql(q{
   CREATE ROLE anon NOLOGIN IN ROLE orch_user;
   GRANT authenticated, anon TO authenticator;
   CREATE ROLE mallory LOGIN IN ROLE orch_user, authenticated;
+  CREATE ROLE alice LOGIN IN ROLE orch_user;
+  ALTER ROLE authenticated SET work_mem = '7MB';
   CREATE SCHEMA mallory AUTHORIZATION mallory;
-  SELECT orch.define_process_type('lookup', '[{"name": "q", "sql": "SELECT current_user, session_user, orch.current_owner(), (SELECT count(*) FROM orch.processes)"}]');
+  SELECT orch.define_process_type('lookup', '[{"name": "q", "sql": "SELECT current_user, session_user, orch.current_owner(), (SELECT count(*) FROM orch.processes), current_setting(''work_mem'')"}]');
   SELECT orch.grant_process_type('lookup', 'orch_user');
 });
 
@@ -101,14 +103,62 @@ sql(q{
 as('authenticator', "$bob SELECT orch.start('bob-job')");
 as('authenticator', "$bob SELECT orch.create_process('bob-escape', 'escape'); SELECT orch.start('bob-escape')");
 is(sql("SELECT orch.wait('bob-job', '60 seconds')"), 'COMPLETED', "bob's lookup COMPLETED");
-is(sql(q{SELECT output FROM orch.tasks WHERE process_id = 'bob-job'}), "authenticated\tauthenticated\tjwt:bob\t1",
-	'it ran as authenticated in its own session, as jwt:bob, seeing only his process');
+is(sql(q{SELECT output FROM orch.tasks WHERE process_id = 'bob-job'}), "authenticated\tauthenticated\tjwt:bob\t1\t7MB",
+	"it ran as authenticated in its own session, as jwt:bob, seeing only his process, with the role's settings");
 is(sql("SELECT orch.wait('bob-escape', '60 seconds')"), 'FAILED', "bob's escape FAILED");
 is(sql(q{SELECT error_message FROM orch.tasks WHERE process_id = 'bob-escape'}),
 	'must be superuser to alter superuser roles or change superuser attribute',
 	'its deferred trigger ran as authenticated, not as the worker');
 is(sql("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"), 'f', 'mallory is no superuser');
 ok(!-e '/tmp/pg_orch_pwned_by_mallory', 'no command ran');
+
+# pg_stat_activity shows an sql task as its creator's, who may see and cancel it.
+sql(q{SELECT orch.define_process_type('nap', '[{"name": "q", "sql": "SELECT pg_sleep(60)"}]');
+      SELECT orch.grant_process_type('nap', 'orch_user')});
+as('alice', q{SELECT orch.create_process('alice-nap', 'nap'); SELECT orch.start('alice-nap')});
+ok($node->poll_query_until('postgres',
+	"SELECT usename = 'alice' FROM pg_stat_activity WHERE backend_type = 'pg_orch sql task' AND query = 'SELECT pg_sleep(60)'"),
+	"the running sql task is listed as alice's");
+is(as('alice', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'pg_orch sql task'}), 't',
+	'alice may cancel it');
+is(sql("SELECT orch.wait('alice-nap', '60 seconds')"), 'FAILED', 'her cancelled task FAILED');
+
+# ---------------------------------------------------------------------------
+# A type's name belongs to its first definer, even while that definition has
+# not committed yet: mallory's redefinition waits for alice's, then is refused.
+my $first = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$first->query_safe(q{BEGIN; SELECT orch.define_process_type('race', '[{"name": "q", "sql": "SELECT 1"}]')});
+my $second = $node->background_psql('postgres', extra_params => [ '-U', 'mallory' ], on_error_stop => 0);
+$second->query_until(qr/sent/, q{\echo sent
+SELECT orch.define_process_type('race', '[{"name": "q", "sql": "INSERT INTO mallory.t VALUES (666)"}]');
+\echo done
+});
+ok($node->poll_query_until('postgres',
+	"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE usename = 'mallory' AND query LIKE '%define_process_type%'"),
+	"mallory's definition waits for alice's");
+$first->query_safe('COMMIT');
+$second->query_until(qr/done/, '');
+like($second->{stderr}, qr/ERROR:  permission denied for process type "race"/, "then mallory's is refused");
+$first->quit;
+$second->quit;
+is(sql(q{SELECT owner || ' ' || version || ' ' || (tasks -> 0 ->> 'sql') FROM orch.process_types WHERE name = 'race'}),
+	'alice 1 SELECT 1', 'the type is alice\'s first version, alone');
+
+# ---------------------------------------------------------------------------
+# With nothing scheduled the scheduler sleeps: it once computed "next tick
+# in 0 ms" when there was none and spun.
+sql(q{UPDATE orch.processes SET next_run_at = NULL});
+my $scheduler = scheduler_pid($node);
+sub cpu_ticks {
+	open(my $fh, '<', "/proc/$_[0]/stat") or die "no /proc/$_[0]/stat";
+	my @fields = split ' ', (<$fh> =~ s/^.*\) //r);
+	close $fh;
+	return $fields[11] + $fields[12];  # utime + stime
+}
+my $before = cpu_ticks($scheduler);
+sleep 2;
+my $used = cpu_ticks($scheduler) - $before;
+cmp_ok($used, '<', 20, "an idle scheduler used $used CPU ticks in 2 s");
 
 $node->stop;
 done_testing();
