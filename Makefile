@@ -22,6 +22,10 @@ SHLIB_LINK = -lstdc++
 # buys nothing for a worker that mostly waits on children.
 override with_llvm = no
 
+# Objects depend on the headers they include (a changed struct in a header
+# must rebuild every file that uses it).
+override autodepend = yes
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
