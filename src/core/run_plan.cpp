@@ -45,13 +45,16 @@ std::string normalized_tasks_json(const ProcessTypeSpec &spec) {
 
 std::string materialize_run(const std::string &tasks_json, const std::string &input_json) {
   ProcessTypeSpec spec = parse_process_type(tasks_json);
-  std::map<std::string, std::string> input_env = input_environment(input_json);
+  // The input reaches command and shell tasks as ORCH_INPUT_<KEY> when they
+  // are spawned, from the run's one copy; here it is only checked, so that a
+  // run that could not pass it is refused when it is made.
+  bool runs_processes = false;
+  for (const TaskSpec &task : spec.tasks) runs_processes = runs_processes || task.kind != TaskKind::Sql;
+  if (runs_processes) (void)input_environment(input_json);
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t i = 0; i < spec.tasks.size(); ++i) {
     TaskSpec task = spec.tasks[i];
     if (task.kind == TaskKind::Command) task.command = substitute_placeholders(task.command, input_json, task.name);
-    // Task env cannot use the reserved ORCH_ prefix, so nothing is overwritten.
-    task.env.insert(input_env.begin(), input_env.end());
     rows.push_back(task_row(task, i));
   }
   return rows.dump();

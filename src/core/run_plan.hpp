@@ -16,9 +16,10 @@ std::string normalized_tasks_json(const ProcessTypeSpec &spec);
 
 // Parses `tasks_json` (a type's task array) and applies `input_json` (a JSON
 // object): {{key}} placeholders in command arguments are substituted, and
-// every task gets the input as ORCH_INPUT_<KEY> environment variables next
-// to its own env. Returns the rows as a JSON array in normalized form, plus
-// task_index. Throws InvalidInput (bad spec, missing placeholder value).
+// the input is checked to be passable as ORCH_INPUT_<KEY> environment
+// variables (input_environment) if any task is a command or shell; it is not
+// copied into the rows. Returns the rows as a JSON array in normalized form,
+// plus task_index. Throws InvalidInput (bad spec, missing placeholder value).
 std::string materialize_run(const std::string &tasks_json, const std::string &input_json);
 
 }  // namespace orch

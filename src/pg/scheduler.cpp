@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "core/child_supervisor.hpp"
 #include "core/interval.hpp"
 #include "core/orphaned_group.hpp"
+#include "core/placeholders.hpp"
 #include "core/task_outcome.hpp"
 #include "core/task_records.hpp"
 #include "pg/guards.hpp"
@@ -76,6 +78,9 @@ struct Attempt {
 // Longest a launched task shows DISPATCHED before it is recorded RUNNING.
 constexpr milliseconds kStartedDelay{50};
 
+// How soon runs whose rows were held are tried again.
+constexpr milliseconds kAdvanceRetryDelay{100};
+
 // Marks every command this scheduler starts, so that a later scheduler of
 // the same cluster and database can find leftovers after a crash.
 std::string scheduler_marker() {
@@ -86,7 +91,8 @@ std::string scheduler_marker() {
 }
 
 // The environment of every command: a few variables of the server's own,
-// then the task's env (which includes ORCH_INPUT_*), then what identifies it.
+// then the task's env, the run's input as ORCH_INPUT_*, then what
+// identifies it. (The task's env cannot use the ORCH_ prefix.)
 std::vector<std::string> task_environment(const Json &row, const std::string &marker) {
   std::vector<std::string> env;
   for (const char *name : {"HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"})
@@ -94,6 +100,7 @@ std::vector<std::string> task_environment(const Json &row, const std::string &ma
   const char *path = getenv("PATH");
   env.push_back(std::string("PATH=") + (path ? path : "/usr/local/bin:/usr/bin:/bin"));
   for (const auto &[key, value] : row.at("env").items()) env.push_back(key + "=" + value.get<std::string>());
+  for (const auto &[key, value] : input_environment(row.at("input_data").dump())) env.push_back(key + "=" + value);
   env.push_back("ORCH_PROCESS_ID=" + row.at("process_id").get<std::string>());
   env.push_back("ORCH_RUN_ID=" + std::to_string(row.at("run_id").get<long long>()));
   env.push_back("ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
@@ -161,7 +168,8 @@ class Scheduler {
     bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
     bool fire = settings.enabled && (schedules_wanted_ || (schedule_due_ && steady_clock::now() >= *schedule_due_));
     bool claim = settings.enabled && (claim_wanted_ || fire) && running() < capacity();
-    bool other_work = !finished_.empty() || check_stops || fire || claim;
+    bool advance = !runs_to_advance_.empty() && steady_clock::now() >= advance_due_;
+    bool other_work = !finished_.empty() || check_stops || fire || claim || advance || !unclaimed_.empty();
     bool started_due = !started_.empty() && steady_clock::now() >= started_due_;
     std::vector<Json> claimed;
     if (other_work || started_due) {
@@ -172,7 +180,11 @@ class Scheduler {
         // not need (it finds commands by their marker).
         if (!other_work) query("SET LOCAL synchronous_commit = off");
         if (!started_.empty()) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
-        if (!finished_.empty()) query("SELECT orch._tasks_finished($1::pg_catalog.jsonb)", {finished_.dump()});
+        if (advance) advance_runs();
+        if (!unclaimed_.empty()) query("SELECT orch._tasks_unclaimed($1::pg_catalog.int8[])", {id_array(unclaimed_)});
+        if (!finished_.empty())
+          defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
+                           {finished_.dump()}));
         if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
         if (fire) fire_due_schedules();
         if (claim) claimed = claim_tasks();
@@ -180,15 +192,45 @@ class Scheduler {
       if (fire) schedules_wanted_ = false;
       started_ = Json::array();
       finished_ = Json::array();
+      unclaimed_.clear();
       if (check_stops) stop_generation_seen_ = generation;
     }
     launch(claimed);
     // More may be ready if every free slot was filled: come straight back.
-    claim_wanted_ = !claimed.empty() && running() < capacity();
-    if (!claim_wanted_ && finished_.empty()) wait_for_event();
+    // (Not if a task found no worker slot: none is likely free yet.)
+    claim_wanted_ = !claimed.empty() && running() < capacity() && unclaimed_.empty();
+    if (!claim_wanted_ && finished_.empty() && unclaimed_.empty()) wait_for_event();
   }
 
   std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
+  // orch.max_tasks_per_owner, 0 meaning half of the slots (at least 1).
+  int per_owner() const {
+    return settings.max_tasks_per_owner > 0 ? settings.max_tasks_per_owner
+                                            : std::max(1, settings.max_concurrent_tasks / 2);
+  }
+
+  // Runs that could not be moved on because a user's transaction holds their
+  // row or their process's: tried again a little later, never waited for.
+  void defer_runs(const std::vector<std::string> &ids) {
+    if (ids.empty()) return;
+    if (runs_to_advance_.empty()) advance_due_ = steady_clock::now() + kAdvanceRetryDelay;
+    for (const std::string &id : ids) runs_to_advance_.insert(std::stoull(id));
+  }
+
+  void advance_runs() {
+    std::vector<std::string> ids;
+    for (std::uint64_t id : runs_to_advance_) ids.push_back(std::to_string(id));
+    runs_to_advance_.clear();
+    defer_runs(query("SELECT unnest(orch._advance_runs($1::pg_catalog.int8[], true, false))::pg_catalog.text",
+                     {id_array(ids)}));
+  }
+
+  // An SQL array literal of ids.
+  static std::string id_array(const std::vector<std::string> &ids) {
+    std::string text = "{";
+    for (const std::string &id : ids) text += (text.size() > 1 ? "," : "") + id;
+    return text + "}";
+  }
   // Commands and sql tasks count alike against orch.max_concurrent_tasks.
   std::size_t running() const { return children_.running() + sql_workers_.size(); }
 
@@ -204,7 +246,8 @@ class Scheduler {
     std::size_t free_slots = capacity() - running();
     std::vector<Json> rows;
     for (const std::string &text :
-         query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer) c", {std::to_string(free_slots)}))
+         query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer, $2::integer) c",
+               {std::to_string(free_slots), std::to_string(per_owner())}))
       rows.push_back(Json::parse(text));
     if (rows.size() < free_slots) {
       // Nothing else is ready now: note when the next delayed retry is.
@@ -246,10 +289,9 @@ class Scheduler {
   void launch_sql(std::uint64_t id, const Json &row, steady_clock::time_point now) {
     BackgroundWorkerHandle *handle = start_sql_task_worker(id, row.at("attempt").get<int>());
     if (handle == nullptr) {
-      int slots = pg_call([] { return max_worker_processes; });
-      record(id, Ending::SpawnFailed, -1, "", false,
-             "no background worker slot is free to run the sql task (max_worker_processes = " +
-                 std::to_string(slots) + "); raise max_worker_processes");
+      // Every slot is taken (max_worker_processes): the task waits its turn.
+      attempts_.erase(id);
+      unclaimed_.push_back(std::to_string(id));
       return;
     }
     SqlWorker worker{handle};
@@ -326,9 +368,9 @@ class Scheduler {
   }
 
   std::string active_ids() const {
-    std::string ids = "{";
-    for (const auto &[id, attempt] : attempts_) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
-    return ids + "}";
+    std::vector<std::string> ids;
+    for (const auto &[id, attempt] : attempts_) ids.push_back(std::to_string(id));
+    return id_array(ids);
   }
 
   void stop_tasks(const std::vector<std::string> &ids) {
@@ -362,6 +404,8 @@ class Scheduler {
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(started_due_ - now).count());
     if (schedule_due_)
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*schedule_due_ - now).count());
+    if (!runs_to_advance_.empty())
+      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(advance_due_ - now).count());
     if (next_ready_ms_ >= 0) {
       auto due = next_ready_from_ + milliseconds(next_ready_ms_);
       timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(due - now).count());
@@ -436,7 +480,11 @@ class Scheduler {
                                            "the scheduler stopped while the task was running (server crash or "
                                            "restart); its process group was killed"));
       }
-      if (!finished.empty()) query("SELECT orch._tasks_finished($1::pg_catalog.jsonb)", {finished.dump()});
+      if (!finished.empty())
+        defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
+                         {finished.dump()}));
+      // Runs a previous scheduler could not move on yet (it remembered them only in memory).
+      defer_runs(query("SELECT r.id::pg_catalog.text FROM orch.runs r WHERE r.status = 'IN_PROGRESS'"));
     });
   }
 
@@ -460,6 +508,9 @@ class Scheduler {
   Json started_ = Json::array();                         // launched; RUNNING not yet recorded
   steady_clock::time_point started_due_;                 // record them by then
   Json finished_ = Json::array();                        // recorded at the next transaction
+  std::set<std::uint64_t> runs_to_advance_;              // see defer_runs
+  std::vector<std::string> unclaimed_;                   // claimed sql tasks no worker slot was free for
+  steady_clock::time_point advance_due_;
   bool claim_wanted_ = true;
   bool schedules_wanted_ = true;                       // look for due ticks at the next turn
   std::optional<steady_clock::time_point> schedule_due_;  // the next tick, if any
@@ -482,6 +533,10 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   // No user's object is ever found by name: a function in a writable public
   // schema or a temporary type named like one of ours is never used.
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+  // The scheduler takes user-held rows only with SKIP LOCKED; should any
+  // other wait appear, it fails the turn (logged, tried again) instead of
+  // stalling every user.
+  SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(kill_children_at_exit, 0);
   cpp_entry([] {
     pg_call([] { register_scheduler(); });

@@ -55,6 +55,14 @@ void define_settings() {
   DefineCustomIntVariable("orch.max_output", "Bytes of a task's output kept (the tail).", nullptr,
                           &settings.max_output, 64 * 1024, 0, 64 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE,
                           nullptr, nullptr, nullptr);
+  // Input is stored once per run and read by every task: bounded, and only
+  // a superuser may raise the bound.
+  DefineCustomIntVariable("orch.max_input_size", "Largest input data of a process, in bytes (as JSON text).",
+                          nullptr, &settings.max_input_size, 1024 * 1024, 0, 1024 * 1024 * 1024, PGC_SUSET,
+                          GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orch.max_tasks_per_owner", "Most tasks of one owner running at once in a database.",
+                          "0: half of orch.max_concurrent_tasks, at least 1.", &settings.max_tasks_per_owner, 0, 0,
+                          10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("orch.kill_grace", "Time between SIGTERM and SIGKILL when a task is killed.",
                           nullptr, &settings.kill_grace_ms, 5000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);

@@ -8,6 +8,8 @@ struct Settings {
   char *database_name;
   int max_concurrent_tasks;
   int max_output;       // bytes of output kept per task
+  int max_input_size;   // bytes of a process's input data
+  int max_tasks_per_owner;  // 0: half of max_concurrent_tasks (at least 1)
   int kill_grace_ms;
   int poll_interval_ms;  // safety net only: the scheduler is woken by events
   char *timezone;        // default zone of schedules; empty: the session's TimeZone

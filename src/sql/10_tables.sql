@@ -114,8 +114,13 @@ CREATE TABLE orch.tasks (
   error_message text,
   UNIQUE (run_id, task_index)
 );
--- The scheduler's claim: ready tasks in the order they became ready.
+-- When the next delayed task becomes ready.
 CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
+-- The scheduler's claim: each owner's ready tasks in the order they became
+-- ready, and how many each owner has running (orch._claim_tasks).
+CREATE INDEX tasks_ready_by_owner_idx ON orch.tasks (owner, ready_at, id)
+  WHERE status = 'PENDING' AND ready_at IS NOT NULL;
+CREATE INDEX tasks_active_by_owner_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
 
 -- Who, besides its owner, may use a process type to create processes. A
 -- grantee is a role (its members may) or an owner name (a JWT "sub").

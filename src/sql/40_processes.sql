@@ -22,6 +22,9 @@ BEGIN
   ELSIF jsonb_typeof(input_data) <> 'object' THEN
     RAISE EXCEPTION 'input data must be a JSON object, not %', jsonb_typeof(input_data)
       USING ERRCODE = 'invalid_parameter_value';
+  ELSIF octet_length(input_data::text) > pg_size_bytes(current_setting('orch.max_input_size')) THEN
+    RAISE EXCEPTION 'input data is % bytes, more than orch.max_input_size (%)', octet_length(input_data::text),
+      current_setting('orch.max_input_size') USING ERRCODE = 'program_limit_exceeded';
   END IF;
   zone := orch._check_schedule(schedule, timezone, overlap, misfire);
   SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
@@ -228,7 +231,7 @@ BEGIN
   UPDATE orch.runs r SET status = 'IN_PROGRESS', completed_at = NULL, error_message = NULL WHERE r.id = run.id;
   UPDATE orch.processes p SET status = 'IN_PROGRESS', last_run_at = clock_timestamp(), updated_at = clock_timestamp()
   WHERE p.id = proc.id;
-  PERFORM orch._advance_runs(ARRAY[run.id], false);
+  PERFORM orch._advance_runs(ARRAY[run.id], false, wait => true);
   PERFORM orch._wake_scheduler_at_commit(false);
   PERFORM orch._log_event('retried', proc, run.id, NULL);
   RETURN run.id;

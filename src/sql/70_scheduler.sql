@@ -1,23 +1,59 @@
 -- pg_orch: the scheduler's side (called by the background worker only)
 -- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
-CREATE FUNCTION orch._claim_tasks(max_count integer)
+-- Fair share: owners take turns (every owner's k-th running task comes
+-- before anyone's k+1-th, then in the order they became ready), and no
+-- owner has more than per_owner running at once. One index probe per owner
+-- with ready tasks, not a scan of them.
+CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
-               shell text, working_directory text, env jsonb, timeout_ms bigint, attempt integer,
+               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
                max_retries integer, retry_delay_ms bigint, retry_backoff float8)
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
-  WITH ready AS (
-    SELECT t.id FROM orch.tasks t
-    WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.ready_at <= clock_timestamp()
-    ORDER BY t.ready_at, t.id
-    LIMIT max_count
-    FOR UPDATE SKIP LOCKED)
+BEGIN
+  -- PL/pgSQL keeps the statement's plan across calls (an SQL function would
+  -- plan it every time).
+  RETURN QUERY WITH RECURSIVE owners AS (
+    (SELECT t.owner FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL
+     ORDER BY t.owner LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.owner FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.owner > o.owner
+            ORDER BY t.owner LIMIT 1)
+    FROM owners o WHERE o.owner IS NOT NULL),
+  busy AS (
+    SELECT o.owner, (SELECT count(*) FROM orch.tasks t
+                     WHERE t.owner = o.owner AND t.status IN ('DISPATCHED', 'RUNNING')) AS running
+    FROM owners o WHERE o.owner IS NOT NULL),
+  turns AS (
+    SELECT c.id, b.running + c.rank AS turn, c.ready_at
+    FROM busy b CROSS JOIN LATERAL (
+      SELECT t.id, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
+      FROM orch.tasks t
+      WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.ready_at <= clock_timestamp()
+      ORDER BY t.ready_at, t.id
+      LIMIT least(greatest(per_owner - b.running, 0), max_count)) c),
+  ready AS (
+    SELECT t.id FROM (SELECT u.id FROM turns u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
+    JOIN orch.tasks t ON t.id = u.id
+    WHERE t.status = 'PENDING'
+    FOR UPDATE OF t SKIP LOCKED)
   UPDATE orch.tasks t SET status = 'DISPATCHED', attempt = t.attempt + 1, pid = NULL,
                           exit_code = NULL, error_message = NULL
   FROM ready WHERE t.id = ready.id
   RETURNING t.id, t.run_id, t.process_id, t.name, t.kind, t.command, t.shell, t.working_directory,
-            t.env, (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt, t.max_retries,
-            (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff
+            t.env, CASE WHEN t.kind <> 'sql' THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
+            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt, t.max_retries,
+            (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff;
+END
+$$;
+
+-- Tasks claimed but not launched because no background worker slot was
+-- free: PENDING again, the attempt not counted, ready a second later.
+CREATE FUNCTION orch._tasks_unclaimed(ids bigint[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE orch.tasks t SET status = 'PENDING', attempt = t.attempt - 1, ready_at = clock_timestamp() + interval '1 second'
+  WHERE t.id = ANY (ids) AND t.status = 'DISPATCHED'
 $$;
 
 -- Milliseconds until the next waiting task becomes ready (a retry delay), or NULL.
@@ -54,9 +90,10 @@ $$;
 -- Records finished attempts and moves their runs on. finished: [{"id",
 -- "outcome", "retry_ms", "exit_code", "output", "truncated", "error"}, ...]
 -- where outcome is COMPLETED, FAILED (no attempts left), STOPPED, or RETRY
--- (back to PENDING after retry_ms). A stopped run retries nothing.
-CREATE FUNCTION orch._tasks_finished(finished jsonb)
-RETURNS void
+-- (back to PENDING after retry_ms). A stopped run retries nothing. Returns
+-- the runs that could not be moved on now (see _advance_runs).
+CREATE FUNCTION orch._tasks_finished(finished jsonb, wait boolean DEFAULT false)
+RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -88,9 +125,10 @@ BEGIN
   SELECT array_agg(DISTINCT done.run_id), bool_or(done.status IN ('FAILED', 'STOPPED'))
     INTO touched, any_failed FROM done;
 
-  IF touched IS NOT NULL THEN
-    PERFORM orch._advance_runs(touched, any_failed);
+  IF touched IS NULL THEN
+    RETURN '{}';
   END IF;
+  RETURN orch._advance_runs(touched, any_failed, wait);
 END
 $$;
 
@@ -98,12 +136,32 @@ $$;
 -- looked for when a task failed or stopped), makes tasks whose dependencies
 -- completed ready, and finishes runs with nothing left to do, together with
 -- their process.
-CREATE FUNCTION orch._advance_runs(run_ids bigint[], look_for_skips boolean) RETURNS void
+--
+-- Each run is moved on holding its process's row, so that the completions
+-- of one run's tasks (sql tasks record their own, in parallel) are
+-- serialised and the last always sees the others and ends the run. Every
+-- API function that changes a run or its tasks locks the process first, so
+-- holding it, nothing of the run is another's. With wait, the lock is waited
+-- for (an sql task's worker, an API call); without, runs whose process row
+-- someone holds (a user's open transaction that paused or stopped it) are
+-- left alone and returned, for the scheduler to try again later: it never
+-- waits on a lock a user can hold.
+CREATE FUNCTION orch._advance_runs(run_ids bigint[], look_for_skips boolean, wait boolean DEFAULT true)
+RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  requested bigint[] := run_ids;
   skipped integer;
 BEGIN
+  IF wait THEN
+    PERFORM 1 FROM orch.processes p
+    WHERE p.id IN (SELECT r.process_id FROM orch.runs r WHERE r.id = ANY (requested)) ORDER BY p.id FOR UPDATE;
+  ELSE
+    run_ids := ARRAY(SELECT r.id FROM orch.runs r JOIN orch.processes p ON p.id = r.process_id
+                     WHERE r.id = ANY (requested) FOR UPDATE OF p SKIP LOCKED);
+  END IF;
+
   WHILE look_for_skips LOOP
     WITH s AS (
       UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
@@ -155,6 +213,7 @@ BEGIN
              WHERE r.id = ANY (run_ids) AND p.run_queued) THEN
     PERFORM orch._start_queued_runs(run_ids);
   END IF;
+  RETURN ARRAY(SELECT unnest(requested) EXCEPT SELECT unnest(run_ids));
 END
 $$;
 
@@ -191,7 +250,7 @@ BEGIN
     RAISE EXCEPTION 'only the worker of a running sql task may record its outcome'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
-  PERFORM orch._tasks_finished(jsonb_build_array(finished));
+  PERFORM orch._tasks_finished(jsonb_build_array(finished), wait => true);
 END
 $$;
 
@@ -208,6 +267,7 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_runs(bigint[]),
-  orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer), orch._ms_until_next_ready(),
-  orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb),
-  orch._advance_runs(bigint[], boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint) FROM PUBLIC;
+  orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer, integer),
+  orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(),
+  orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb, boolean),
+  orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint) FROM PUBLIC;

@@ -10,7 +10,7 @@ use OrchTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = orch_node('limits', 'orch.max_concurrent_tasks = 2', 'orch.kill_grace = 700ms',
+my $node = orch_node('limits', 'orch.max_concurrent_tasks = 2', 'orch.max_tasks_per_owner = 2', 'orch.kill_grace = 700ms',
 	'orch.max_output = 100', 'orch.poll_interval = 1h');
 my $dir = PostgreSQL::Test::Utils::tempdir;
 

@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = orch_node('sql_tasks', 'orch.max_concurrent_tasks = 2', 'orch.max_output = 100',
+my $node = orch_node('sql_tasks', 'orch.max_concurrent_tasks = 2', 'orch.max_tasks_per_owner = 2', 'orch.max_output = 100',
 	'orch.kill_grace = 1s', 'orch.poll_interval = 1h', "orch.jwt_roles = 'alice, bob'");
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 my $superuser = sql('SELECT current_user');
@@ -267,14 +267,21 @@ is(sql(q{
   FROM orch.tasks t WHERE t.process_id LIKE 'nap-%'}), '2', 'never more than two at once');
 
 # ---------------------------------------------------------------------------
-# Without a free worker slot the attempt fails, saying what to raise. The
-# launcher, the logical replication launcher and the scheduler take all 3.
+# Without a free worker slot the task waits its turn: PENDING, its attempt
+# not counted, tried again every second. The launcher, the logical
+# replication launcher and the scheduler take all 3 slots here.
 $node->append_conf('postgresql.conf', "max_worker_processes = 3\n");
 $node->restart;
 scheduler_pid($node);
-is(run_as('alice', undef, 'no-slot-1', 'record', '{"k": "no slot"}'), 'FAILED', 'run without a worker slot FAILED');
-like(task_of('no-slot-1', 'error_message'), qr/^no background worker slot is free .*raise max_worker_processes$/,
-	'the error says to raise max_worker_processes');
+start_as('alice', undef, 'no-slot-1', 'record', '{"k": "no slot"}');
+ok($node->poll_query_until('postgres', q{
+  SELECT t.status = 'PENDING' AND t.attempt = 0 AND t.ready_at > r.started_at + interval '1 second'
+  FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id WHERE t.process_id = 'no-slot-1'}),
+	'without a worker slot the task waits, PENDING, its attempt not counted, tried again');
+$node->append_conf('postgresql.conf', "max_worker_processes = 8\n");
+$node->restart;
+is(sql("SELECT orch.wait('no-slot-1', '60 seconds')"), 'COMPLETED', 'once a slot is free it runs');
+is(task_of('no-slot-1', 'attempt'), '1', 'in its first attempt');
 
 $node->stop;
 done_testing();

@@ -1,0 +1,107 @@
+# No user can stall the scheduler or take every slot: a transaction holding
+# a process's row, sql tasks of one run completing in parallel, input that
+# would be copied into every task, and one owner keeping every slot busy.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use OrchTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $node = orch_node('no_user_stalls', 'orch.max_concurrent_tasks = 4', 'max_worker_processes = 16',
+	'orch.poll_interval = 1h');
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub as {
+	my ($user, $statement) = @_;
+	return $node->safe_psql('postgres', $statement, extra_params => [ '-U', $user ]);
+}
+
+sql(q{
+  CREATE ROLE alice LOGIN IN ROLE orch_user;
+  CREATE ROLE bob LOGIN IN ROLE orch_user;
+  SELECT orch.define_process_type('quick', '[{"name": "q", "command": ["/bin/true"]}]');
+  SELECT orch.define_process_type('nap', '[{"name": "n", "command": ["/bin/sleep", "{{seconds}}"]}]');
+  SELECT orch.grant_process_type(t, 'orch_user') FROM unnest(ARRAY['quick', 'nap']) t;
+});
+
+# Starts bob's one-task process and returns how long it took to complete.
+my $bob_runs = 0;
+sub bob_run_seconds {
+	my $id = 'bob-' . ++$bob_runs;
+	my $started = time();
+	as('bob', "SELECT orch.create_process('$id', 'quick'); SELECT orch.start('$id')");
+	my $status = as('bob', "SELECT orch.wait('$id', '30 seconds')");
+	my $took = time() - $started;
+	is($status, 'COMPLETED', "bob's run $id COMPLETED");
+	return $took;
+}
+
+# ---------------------------------------------------------------------------
+# Alice holds her process's row in an open transaction (orch.pause) while its
+# command finishes. The scheduler does not wait for her: bob's run completes
+# at once; hers ends when she lets go.
+as('alice', q{SELECT orch.create_process('alice-held', 'nap', '{"seconds": "0.3"}'); SELECT orch.start('alice-held')});
+my $holder = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$holder->query_safe(q{BEGIN; SELECT orch.pause('alice-held')});
+ok($node->poll_query_until('postgres', "SELECT status = 'COMPLETED' FROM orch.tasks WHERE process_id = 'alice-held'"),
+	"alice's command COMPLETED while she holds her process's row");
+my $took = bob_run_seconds();
+cmp_ok($took, '<', 2, "meanwhile bob's run took $took s");
+is(sql("SELECT status FROM orch.processes WHERE id = 'alice-held'"), 'IN_PROGRESS',
+	"alice's run is not ended under her lock");
+$holder->query_safe('COMMIT');
+$holder->quit;
+is(sql("SELECT orch.wait('alice-held', '30 seconds')"), 'COMPLETED', 'and ends once she commits');
+
+# ---------------------------------------------------------------------------
+# Four sql tasks of one run in parallel, each recording its own completion:
+# every run ends.
+sql(q{SELECT orch.define_process_type('parallel-sql', '[
+  {"name": "a", "sql": "SELECT pg_sleep(0.05)", "depends_on": []},
+  {"name": "b", "sql": "SELECT pg_sleep(0.05)", "depends_on": []},
+  {"name": "c", "sql": "SELECT pg_sleep(0.05)", "depends_on": []},
+  {"name": "d", "sql": "SELECT pg_sleep(0.05)", "depends_on": []}]');
+  SELECT orch.grant_process_type('parallel-sql', 'orch_user')});
+as('alice', q{SELECT orch.create_process('par-' || i, 'parallel-sql') FROM generate_series(1, 10) i;
+              SELECT orch.start('par-' || i) FROM generate_series(1, 10) i});
+ok($node->poll_query_until('postgres', q{
+  SELECT count(*) = 10 FROM orch.processes WHERE id LIKE 'par-%' AND status = 'COMPLETED'}),
+	'all 10 runs of four parallel sql tasks COMPLETED');
+is(sql(q{SELECT count(*) FROM orch.tasks WHERE process_id LIKE 'par-%' AND status = 'COMPLETED'}), '40',
+	'with their 40 tasks');
+
+# ---------------------------------------------------------------------------
+# Input is bounded by orch.max_input_size (1MB) and stored once per run, not
+# in each of a 1,000-task type's tasks.
+my $thousand = join ',', map { qq{{"name": "t$_", "sql": "SELECT 1"}} } 1 .. 1000;
+as('alice', "SELECT orch.define_process_type('thousand', '[$thousand]')");
+my ($rc, $stdout, $stderr) = $node->psql('postgres',
+	q{SELECT orch.create_process('too-big', 'thousand', jsonb_build_object('x', repeat('a', 1024 * 1024)))},
+	extra_params => [ '-U', 'alice' ]);
+like($stderr, qr/ERROR:  input data is 1048585 bytes, more than orch.max_input_size \(1MB\)/,
+	'1 MB of input is refused');
+as('alice', q{SELECT orch.create_process('big', 'thousand', jsonb_build_object('x', repeat('a', 900 * 1024)));
+              SELECT orch.start('big'); SELECT orch.stop('big')});
+is(sql(q{SELECT count(*) || ' ' || (sum(pg_column_size(t.env)) < 100000)
+         FROM orch.tasks t WHERE t.process_id = 'big'}), '1000 true', '1,000 tasks made, the input copied into none');
+is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'big' AND input_data ? 'x'}), '1', 'the run holds it once');
+
+# ---------------------------------------------------------------------------
+# Fair share: alice starts more long tasks than there are slots (4). She
+# gets at most orch.max_tasks_per_owner (default: half, 2) at once, and bob's
+# run completes at once.
+as('alice', q{SELECT orch.create_process('long-' || i, 'nap', '{"seconds": "20"}') FROM generate_series(1, 6) i;
+              SELECT orch.start('long-' || i) FROM generate_series(1, 6) i});
+ok($node->poll_query_until('postgres', q{
+  SELECT count(*) = 2 FROM orch.tasks WHERE process_id LIKE 'long-%' AND status = 'RUNNING'}),
+	'alice has two long tasks running');
+$took = bob_run_seconds();
+cmp_ok($took, '<', 2, "bob's run took $took s while alice's tasks wait for her slots");
+is(sql(q{SELECT count(*) FILTER (WHERE status IN ('DISPATCHED', 'RUNNING')) || ' ' || count(*) FILTER (WHERE status = 'PENDING')
+         FROM orch.tasks WHERE process_id LIKE 'long-%'}), '2 4', 'alice still has two running and four waiting');
+sql(q{SELECT orch.stop('long-' || i) FROM generate_series(1, 6) i});
+
+$node->stop;
+done_testing();
