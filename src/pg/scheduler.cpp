@@ -181,7 +181,7 @@ class Scheduler {
         if (!other_work) query("SET LOCAL synchronous_commit = off");
         if (!started_.empty()) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
         if (advance) advance_runs();
-        if (!unclaimed_.empty()) query("SELECT orch._tasks_unclaimed($1::pg_catalog.int8[])", {id_array(unclaimed_)});
+        if (!unclaimed_.empty()) unclaim(unclaimed_);
         if (!finished_.empty())
           defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
                            {finished_.dump()}));
@@ -225,6 +225,18 @@ class Scheduler {
                      {id_array(ids)}));
   }
 
+  // Back to PENDING for a while; wake up when they are ready again.
+  void unclaim(const std::vector<std::string> &ids) {
+    query("SELECT orch._tasks_unclaimed($1::pg_catalog.int8[])", {id_array(ids)});
+    note_next_ready();
+  }
+
+  void note_next_ready() {
+    std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::pg_catalog.text");
+    next_ready_ms_ = next.empty() || next[0].empty() ? -1 : std::stoll(next[0]);
+    next_ready_from_ = steady_clock::now();
+  }
+
   // An SQL array literal of ids.
   static std::string id_array(const std::vector<std::string> &ids) {
     std::string text = "{";
@@ -249,12 +261,8 @@ class Scheduler {
          query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer, $2::integer) c",
                {std::to_string(free_slots), std::to_string(per_owner())}))
       rows.push_back(Json::parse(text));
-    if (rows.size() < free_slots) {
-      // Nothing else is ready now: note when the next delayed retry is.
-      std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::pg_catalog.text");
-      next_ready_ms_ = next.empty() || next[0].empty() ? -1 : std::stoll(next[0]);
-      next_ready_from_ = steady_clock::now();
-    }
+    // Nothing else is ready now: note when the next delayed retry is.
+    if (rows.size() < free_slots) note_next_ready();
     return rows;
   }
 

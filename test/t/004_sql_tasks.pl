@@ -268,20 +268,23 @@ is(sql(q{
 
 # ---------------------------------------------------------------------------
 # Without a free worker slot the task waits its turn: PENDING, its attempt
-# not counted, tried again every second. The launcher, the logical
-# replication launcher and the scheduler take all 3 slots here.
-$node->append_conf('postgresql.conf', "max_worker_processes = 3\n");
+# not counted, tried again every second until a slot is free. The launcher,
+# the logical replication launcher and the scheduler take 3 of the 4 slots
+# here; the sleepy task takes the fourth.
+$node->append_conf('postgresql.conf', "max_worker_processes = 4\n");
 $node->restart;
 scheduler_pid($node);
+define_sql_type('short-nap', q{SELECT pg_sleep(3)});
+start_as('alice', undef, 'slot-holder', 'short-nap');
+ok($node->poll_query_until('postgres', sql_workers_are(1)), 'the only free worker slot is taken');
 start_as('alice', undef, 'no-slot-1', 'record', '{"k": "no slot"}');
 ok($node->poll_query_until('postgres', q{
   SELECT t.status = 'PENDING' AND t.attempt = 0 AND t.ready_at > r.started_at + interval '1 second'
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id WHERE t.process_id = 'no-slot-1'}),
 	'without a worker slot the task waits, PENDING, its attempt not counted, tried again');
-$node->append_conf('postgresql.conf', "max_worker_processes = 8\n");
-$node->restart;
-is(sql("SELECT orch.wait('no-slot-1', '60 seconds')"), 'COMPLETED', 'once a slot is free it runs');
+is(sql("SELECT orch.wait('no-slot-1', '60 seconds')"), 'COMPLETED', 'once the slot is free it runs');
 is(task_of('no-slot-1', 'attempt'), '1', 'in its first attempt');
+is(sql("SELECT orch.wait('slot-holder', '60 seconds')"), 'COMPLETED', 'after the task that held the slot');
 
 $node->stop;
 done_testing();
