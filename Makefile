@@ -1,21 +1,26 @@
 # PGXS build of the extension: the pure C++ core (src/core) and the
-# PostgreSQL glue (src/pg) link into one pg_orch.so. Unit tests and fuzzers
-# are built by CMake (see CMakeLists.txt); `make installcheck` runs the
-# pg_regress suite in sql/ against a running server.
+# PostgreSQL glue (src/pg) link into one pg_orch.so; the install script is
+# joined from sql/ (one file per concept, in name order). Unit tests and
+# fuzzers are built by CMake (see CMakeLists.txt); `make installcheck` runs
+# the pg_regress suite in test/sql against a running server.
 EXTENSION = pg_orch
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_orch.control)
-DATA_built = pg_orch--$(EXTVERSION).sql
+DATA_built = sql/pg_orch--$(EXTVERSION).sql
 MODULE_big = pg_orch
 
 CORE_SRCS = $(wildcard src/core/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --load-extension=pg_orch
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --load-extension=pg_orch
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -Isrc
+# CI builds with WERROR=1: the build stays free of warnings.
+ifeq ($(WERROR),1)
+PG_CXXFLAGS += -Werror
+endif
 SHLIB_LINK = -lstdc++
 
 # No LLVM bitcode for JIT inlining: it would need clang++ at build time and
@@ -29,6 +34,6 @@ override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-SQL_SRCS = $(sort $(wildcard src/sql/*.sql))
-pg_orch--$(EXTVERSION).sql: $(SQL_SRCS)
+SQL_SRCS = $(sort $(filter-out sql/pg_orch--%,$(wildcard sql/*.sql)))
+sql/pg_orch--$(EXTVERSION).sql: $(SQL_SRCS)
 	cat $^ > $@

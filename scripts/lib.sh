@@ -26,7 +26,8 @@ install_dependencies() {
 
 build_and_install() {
   echo "== building and installing pg_orch"
-  make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+  # In CI a compiler warning fails the build.
+  make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG="$PG_BIN/pg_config" WERROR="$([ "${CI:-}" = true ] && echo 1)" >/dev/null
   as_root make -C "$ROOT" -s install PG_CONFIG="$PG_BIN/pg_config" >/dev/null
 }
 

@@ -116,7 +116,7 @@ struct SqlResult {
   bool ok = false;
   int spi_code = 0;
   std::uint64_t processed = 0;  // SPI_processed of the last statement
-  bool returned_rows = false;  // some statement returned rows (maybe none)
+  bool returned_rows = false;   // some statement returned rows (maybe none)
   std::uint64_t rows = 0;
   std::string output;
   bool truncated = false;
@@ -407,33 +407,35 @@ struct Context {
 // for recovery.
 void run_sql_task(std::uint64_t task_id, int attempt) {
   Context context;
-  in_transaction([&] { with_pinned_search_path([&] {
-    std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
-    if (rows.empty()) return;  // recorded or taken back already: nothing to do
-    Json fields = Json::parse(rows[0]);
-    TaskSpec policy = retry_policy_of(fields);
-    std::string role = fields.at("role").get<std::string>();
-    std::string refusal;
-    Oid role_oid = pg_call([&] { return get_role_oid(role.c_str(), true); });
-    if (!fields.at("run_in_progress").get<bool>()) {
-      // Stopped before it could start: no SQL runs.
-      record_finished(finished_record(task_id, {Outcome::Stopped}, std::nullopt, "", false, "stopped"));
-      return;
-    }
-    if (!OidIsValid(role_oid))
-      refusal = "the role that created the process, " + orch::quote(role) + ", no longer exists";
-    else if (pg_call([&] { return superuser_arg(role_oid); }))
-      refusal = "sql tasks never run as a superuser, and the process was created by superuser " + orch::quote(role) +
-                "; create the process as an ordinary role, for example after SET ROLE";
-    if (!refusal.empty()) {
-      record_finished(finished_record(task_id, decide_outcome(Ending::SpawnFailed, -1, attempt, policy),
-                                      std::nullopt, "", false, refusal));
-      return;
-    }
-    int pid = pg_call([] { return MyProcPid; });
-    query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
-    context = Context{role_oid, std::move(fields)};
-  }); });
+  in_transaction([&] {
+    with_pinned_search_path([&] {
+      std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
+      if (rows.empty()) return;  // recorded or taken back already: nothing to do
+      Json fields = Json::parse(rows[0]);
+      TaskSpec policy = retry_policy_of(fields);
+      std::string role = fields.at("role").get<std::string>();
+      std::string refusal;
+      Oid role_oid = pg_call([&] { return get_role_oid(role.c_str(), true); });
+      if (!fields.at("run_in_progress").get<bool>()) {
+        // Stopped before it could start: no SQL runs.
+        record_finished(finished_record(task_id, {Outcome::Stopped}, std::nullopt, "", false, "stopped"));
+        return;
+      }
+      if (!OidIsValid(role_oid))
+        refusal = "the role that created the process, " + orch::quote(role) + ", no longer exists";
+      else if (pg_call([&] { return superuser_arg(role_oid); }))
+        refusal = "sql tasks never run as a superuser, and the process was created by superuser " + orch::quote(role) +
+                  "; create the process as an ordinary role, for example after SET ROLE";
+      if (!refusal.empty()) {
+        record_finished(finished_record(task_id, decide_outcome(Ending::SpawnFailed, -1, attempt, policy), std::nullopt,
+                                        "", false, refusal));
+        return;
+      }
+      int pid = pg_call([] { return MyProcPid; });
+      query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
+      context = Context{role_oid, std::move(fields)};
+    });
+  });
   if (!OidIsValid(context.role)) return;
 
   const Json &fields = context.fields;
@@ -449,8 +451,8 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
         run_statement(fields.at("sql").get<std::string>(), fields.at("input").get<std::string>(), timeout_ms);
     if (result.ok) {
       std::string output = result.returned_rows ? result.output : rows_affected(result);
-      record_as_creator(task_id, finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0,
-                                                 output, result.truncated, ""));
+      record_as_creator(task_id, finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
+                                                 result.truncated, ""));
     } else {
       // A cancel after the timeout is the timeout's (a user's cancel comes
       // sooner); the margin absorbs the timer's wall clock against ours.
@@ -458,8 +460,8 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
                        steady_clock::now() - started >= milliseconds(timeout_ms) - milliseconds(20);
       std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
       Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
-      record_as_creator(task_id, finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt,
-                                                 "", false, error));
+      record_as_creator(task_id, finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt, "",
+                                                 false, error));
     }
   });
 }

@@ -2,7 +2,7 @@
 # attacker who logs in as herself, autovacuum running a user's index
 # expression, and sql tasks of a JWT user trying to leave their identity.
 # Each attack asserts the refusal and that nothing changed. The same attacks
-# from one session are in sql/red_team.sql; add every new hole to both.
+# from one session are in test/sql/red_team.sql; add every new hole to both.
 use strict;
 use warnings;
 use FindBin;

@@ -1,5 +1,5 @@
--- pg_orch's SQL, in files by concept; the Makefile joins src/sql/*.sql in
--- name order into the versioned install script (pg_orch--X.Y.sql).
+-- pg_orch's SQL, in files by concept; the Makefile joins sql/*.sql in name
+-- order into the versioned install script (sql/pg_orch--X.Y.sql).
 \echo Use "CREATE EXTENSION pg_orch" to load this file. \quit
 
 -- The schema belongs to the extension, so DROP EXTENSION takes it, and every
