@@ -152,7 +152,14 @@ CREATE TABLE orch.events (
   owner      text,  -- whose process it concerns
   process_id text,  -- no foreign keys: events outlive what they describe
   run_id     bigint,
-  kind       text NOT NULL,
+  -- Every kind pg_orch writes, so that a new one is added here on purpose.
+  kind       text NOT NULL CHECK (kind IN (
+    'type_defined', 'type_dropped', 'type_granted', 'type_revoked',
+    'created', 'upgraded', 'deleted', 'shared', 'unshared', 'started', 'stopped', 'retried',
+    'schedule_changed', 'paused', 'resumed', 'schedule_paused',
+    'scheduled_run', 'catch_up_run', 'tick_missed', 'tick_skipped', 'tick_queued',
+    'task_started', 'task_retrying', 'task_completed', 'task_failed', 'task_stopped', 'task_skipped',
+    'run_completed', 'run_failed', 'run_stopped')),
   detail     jsonb
 );
 CREATE INDEX ON orch.events (process_id, id);
