@@ -65,7 +65,11 @@ BEGIN
   IF name IS NULL THEN
     RAISE EXCEPTION 'process type name must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  SELECT * INTO result FROM orch.process_types pt WHERE pt.name = _lock_own_type.name FOR UPDATE;
+  -- Checked before the row is locked: others must not hold up its owner.
+  SELECT * INTO result FROM orch.process_types pt WHERE pt.name = _lock_own_type.name;
+  IF FOUND AND ((result.owner = orch.current_owner() AND orch._can_write()) OR orch._is_admin()) THEN
+    SELECT * INTO result FROM orch.process_types pt WHERE pt.name = _lock_own_type.name FOR UPDATE;
+  END IF;
   IF FOUND AND ((result.owner = orch.current_owner() AND orch._can_write()) OR orch._is_admin()) THEN
     RETURN result;
   ELSIF NOT FOUND AND orch._is_admin() THEN

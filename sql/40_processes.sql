@@ -27,7 +27,10 @@ BEGIN
       current_setting('orch.max_input_size') USING ERRCODE = 'program_limit_exceeded';
   END IF;
   zone := orch._check_schedule(schedule, timezone, overlap, misfire);
-  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type;
+  IF FOUND AND orch._may_use_type(process_type) THEN  -- checked before the row is locked
+    SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
+  END IF;
   IF NOT FOUND AND orch._is_admin() THEN
     RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
   ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
@@ -67,9 +70,15 @@ BEGIN
   IF id IS NULL THEN
     RAISE EXCEPTION 'process id must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
+  -- Checked before the row is locked: a caller who may not change the
+  -- process must not hold up those who may, or the scheduler.
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id;
   IF NOT FOUND OR NOT orch._may('edit', result.id, result.owner) THEN
     PERFORM orch._refuse_process(id, FOUND);
+  END IF;
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM orch._refuse_process(id, false);
   END IF;
   RETURN result;
 END
@@ -147,18 +156,23 @@ DECLARE
   proc orch.processes;
 BEGIN
   proc := orch._lock_process(id);
-  IF proc.status <> 'IN_PROGRESS' THEN
+  -- Every run in progress stops: with overlap 'parallel', earlier runs too.
+  UPDATE orch.runs r SET status = 'STOPPED', completed_at = now(),
+         error_message = format('stopped by %s', orch.current_owner())
+  WHERE r.process_id = proc.id AND r.status = 'IN_PROGRESS';
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'process "%" is not running', id
       USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('Its status is %s.', proc.status);
   END IF;
-  UPDATE orch.runs r SET status = 'STOPPED', completed_at = now(),
-         error_message = format('stopped by %s', orch.current_owner())
-  WHERE r.id = proc.current_run_id;
   -- Tasks not yet dispatched stop here; the scheduler kills the running ones
   -- (their run is STOPPED) and records them as STOPPED.
   UPDATE orch.tasks t SET status = 'STOPPED', completed_at = now(), error_message = 'stopped before it ran'
-  WHERE t.run_id = proc.current_run_id AND t.status = 'PENDING';
-  UPDATE orch.processes p SET status = 'STOPPED', run_queued = false, updated_at = now() WHERE p.id = proc.id;
+  FROM orch.runs r
+  WHERE r.id = t.run_id AND r.process_id = proc.id AND r.status = 'STOPPED' AND t.status = 'PENDING';
+  UPDATE orch.processes p
+  SET status = CASE WHEN p.status = 'IN_PROGRESS' THEN 'STOPPED' ELSE p.status END, run_queued = false,
+      updated_at = now()
+  WHERE p.id = proc.id;
   PERFORM orch._wake_scheduler_at_commit(true);
   PERFORM orch._log_event('stopped', proc, proc.current_run_id, NULL);
   RETURN proc.current_run_id;
@@ -174,12 +188,14 @@ DECLARE
   proc orch.processes;
 BEGIN
   proc := orch._lock_own_process(id);
-  IF proc.status = 'IN_PROGRESS' THEN
+  -- Any run in progress (with overlap 'parallel', an earlier one too) keeps
+  -- it: its tasks' rows are how the scheduler finds, counts and stops them.
+  IF EXISTS (SELECT 1 FROM orch.runs r WHERE r.process_id = proc.id AND r.status = 'IN_PROGRESS') THEN
     RAISE EXCEPTION 'cannot delete process "%" while it is in progress', id
       USING ERRCODE = 'object_in_use', HINT = 'Stop it first with orch.stop().';
   END IF;
   -- A stopped run may still have a command being killed; keep its rows until then.
-  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = proc.current_run_id
+  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.owner = proc.owner AND t.process_id = proc.id
                AND t.status IN ('DISPATCHED', 'RUNNING')) THEN
     RAISE EXCEPTION 'cannot delete process "%" while its stopped command is still being killed', id
       USING ERRCODE = 'object_in_use', HINT = 'Try again in a moment, or wait with orch.wait().';
@@ -249,9 +265,14 @@ BEGIN
   IF id IS NULL THEN
     RAISE EXCEPTION 'process id must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id FOR UPDATE;
+  -- Checked before the row is locked, as in _lock_process.
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id;
   IF NOT FOUND OR NOT (orch._is_admin() OR (result.owner = orch.current_owner() AND orch._can_write())) THEN
     PERFORM orch._refuse_process(id, FOUND);
+  END IF;
+  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM orch._refuse_process(id, false);
   END IF;
   RETURN result;
 END

@@ -79,12 +79,14 @@ AS $$
   FROM s;
 $$;
 
--- Of the given tasks, those whose run was stopped: the scheduler kills them.
+-- Of the given tasks, those whose run was stopped, or whose row is gone:
+-- the scheduler kills them.
 CREATE FUNCTION orch._stopped_tasks(ids bigint[]) RETURNS SETOF bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.id FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id
-  WHERE t.id = ANY (ids) AND r.status <> 'IN_PROGRESS'
+  SELECT i.id FROM unnest(ids) AS i(id)
+  WHERE NOT EXISTS (SELECT 1 FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id
+                    WHERE t.id = i.id AND r.status = 'IN_PROGRESS')
 $$;
 
 -- Records finished attempts and moves their runs on. finished: [{"id",

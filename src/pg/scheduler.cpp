@@ -81,6 +81,8 @@ constexpr milliseconds kStartedDelay{50};
 // How soon runs whose rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
+constexpr const char *kRunsInProgress = "SELECT r.id::pg_catalog.text FROM orch.runs r WHERE r.status = 'IN_PROGRESS'";
+
 // Marks every command this scheduler starts, so that a later scheduler of
 // the same cluster and database can find leftovers after a crash.
 std::string scheduler_marker() {
@@ -492,7 +494,7 @@ class Scheduler {
         defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
                          {finished.dump()}));
       // Runs a previous scheduler could not move on yet (it remembered them only in memory).
-      defer_runs(query("SELECT r.id::pg_catalog.text FROM orch.runs r WHERE r.status = 'IN_PROGRESS'"));
+      defer_runs(query(kRunsInProgress));
     });
   }
 
@@ -506,6 +508,9 @@ class Scheduler {
       ResetLatch(MyLatch);
     });
     claim_wanted_ = true;
+    // The failed turn may have taken runs out of runs_to_advance_: every run
+    // in progress is looked at again.
+    in_transaction([&] { defer_runs(query(kRunsInProgress)); });
     return true;
   }
 

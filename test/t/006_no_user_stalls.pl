@@ -55,6 +55,40 @@ $holder->query_safe('COMMIT');
 $holder->quit;
 is(sql("SELECT orch.wait('alice-held', '30 seconds')"), 'COMPLETED', 'and ends once she commits');
 
+# Bob, who may not change alice's process, does not even wait for her lock:
+# he is refused at once, and holds up nobody.
+$holder = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$holder->query_safe(q{BEGIN; SELECT orch.pause('alice-held')});
+my ($rc, $stdout, $stderr) = $node->psql('postgres', q{SET statement_timeout = '3s'; SELECT orch.pause('alice-held')},
+	extra_params => [ '-U', 'bob' ]);
+like($stderr, qr/ERROR:  permission denied for process "alice-held"/,
+	"bob's call on alice's locked process is refused without waiting for her lock");
+$holder->query_safe('COMMIT');
+$holder->quit;
+
+# ---------------------------------------------------------------------------
+# With overlap 'parallel', an earlier run can outlive the current one. While
+# it runs, the process cannot be deleted (its tasks' rows are how they are
+# found, counted against their owner and stopped), and orch.stop stops it.
+sql(q{SELECT orch.define_process_type('even-runs-long',
+        '[{"name": "s", "shell": "if [ $((ORCH_RUN_ID % 2)) -eq 0 ]; then sleep 60; fi"}]');
+      SELECT orch.grant_process_type('even-runs-long', 'orch_user')});
+as('alice', q{SELECT orch.create_process('overlapping', 'even-runs-long', schedule => '* * * * * *', overlap => 'parallel')});
+ok($node->poll_query_until('postgres', q{
+  SELECT p.status = 'COMPLETED' AND EXISTS (SELECT 1 FROM orch.runs r WHERE r.process_id = p.id AND r.status = 'IN_PROGRESS')
+  FROM orch.processes p WHERE p.id = 'overlapping'}), 'an earlier run is in progress after the current one completed');
+as('alice', q{SELECT orch.pause('overlapping')});
+($rc, $stdout, $stderr) = $node->psql('postgres', q{SELECT orch.delete_process('overlapping')}, extra_params => [ '-U', 'alice' ]);
+like($stderr, qr/ERROR:  cannot delete process "overlapping" while it is in progress/, 'delete is refused');
+as('alice', q{SELECT orch.stop('overlapping')});
+is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'overlapping' AND status = 'IN_PROGRESS'}), '0',
+	'orch.stop stopped every run in progress');
+ok($node->poll_query_until('postgres', q{
+  SELECT count(*) = 0 FROM orch.tasks WHERE process_id = 'overlapping' AND status IN ('DISPATCHED', 'RUNNING')}),
+	'and the scheduler killed their commands');
+as('alice', q{SELECT orch.delete_process('overlapping')});
+is(sql(q{SELECT count(*) FROM orch.processes WHERE id = 'overlapping'}), '0', 'then it is deleted');
+
 # ---------------------------------------------------------------------------
 # Four sql tasks of one run in parallel, each recording its own completion:
 # every run ends.
@@ -77,7 +111,7 @@ is(sql(q{SELECT count(*) FROM orch.tasks WHERE process_id LIKE 'par-%' AND statu
 # in each of a 1,000-task type's tasks.
 my $thousand = join ',', map { qq{{"name": "t$_", "sql": "SELECT 1"}} } 1 .. 1000;
 as('alice', "SELECT orch.define_process_type('thousand', '[$thousand]')");
-my ($rc, $stdout, $stderr) = $node->psql('postgres',
+($rc, $stdout, $stderr) = $node->psql('postgres',
 	q{SELECT orch.create_process('too-big', 'thousand', jsonb_build_object('x', repeat('a', 1024 * 1024)))},
 	extra_params => [ '-U', 'alice' ]);
 like($stderr, qr/ERROR:  input data is 1048585 bytes, more than orch.max_input_size \(1MB\)/,
