@@ -22,8 +22,33 @@ CREATE TABLE orch.process_type_versions (
   description text,
   tasks       jsonb NOT NULL,
   runs_os_commands boolean NOT NULL,
+  task_count  integer NOT NULL,
   defined_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (type, version)
+);
+
+-- A version's tasks, validated and normalised once, when it is defined: a
+-- start copies them into orch.tasks with one INSERT ... SELECT.
+CREATE TABLE orch.process_type_tasks (
+  type        text NOT NULL,
+  version     integer NOT NULL,
+  owner       text NOT NULL,  -- the type's, copied for row level security without a join
+  task_index  integer NOT NULL,  -- 0-based position in the type's task array
+  name        text NOT NULL,
+  kind        text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
+  command     text[],
+  has_placeholders boolean NOT NULL,  -- a command element holds "{{": substituted at each start
+  shell       text,
+  sql         text,
+  working_directory text,
+  env         jsonb NOT NULL,
+  timeout     interval,
+  max_retries integer NOT NULL,
+  retry_delay interval NOT NULL,
+  retry_backoff float8 NOT NULL,
+  depends_on  integer[] NOT NULL,  -- task_index values
+  PRIMARY KEY (type, version, task_index),
+  FOREIGN KEY (type, version) REFERENCES orch.process_type_versions (type, version) ON DELETE CASCADE
 );
 
 CREATE TABLE orch.processes (

@@ -8,9 +8,15 @@ COMMENT ON FUNCTION orch.input_data(text) IS
 CREATE FUNCTION orch._parse_process_type(jsonb) RETURNS jsonb
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
 
--- The rows of a new run's tasks: a type's tasks with the input substituted.
-CREATE FUNCTION orch._materialize_tasks(tasks jsonb, input jsonb) RETURNS jsonb
-LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_materialize_tasks';
+-- A command's arguments with {{key}} placeholders replaced by input values,
+-- each inside its one argument; raises for a placeholder without a value.
+CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text) RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
+
+-- Raises unless the input can be passed as ORCH_INPUT_<KEY> variables (two
+-- keys naming one variable, a NUL byte).
+CREATE FUNCTION orch._check_input_environment(input jsonb) RETURNS void
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_check_input_environment';
 
 -- The next `count` times a cron schedule fires strictly after `after`, in a time zone.
 CREATE FUNCTION orch._next_run_times(schedule text, timezone text, after timestamptz, count integer)

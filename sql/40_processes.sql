@@ -38,6 +38,11 @@ BEGIN
       HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
              '(orch.grant_process_type), and by orch_admin.';
   END IF;
+  -- The input is fixed for the process's life: checked once that commands can
+  -- get it as ORCH_INPUT_* variables.
+  IF process_type.runs_os_commands THEN
+    PERFORM orch._check_input_environment(_api_create_process.input_data);
+  END IF;
   BEGIN
     INSERT INTO orch.processes (id, type, type_version, input_data, owner, created_by_role, schedule, timezone,
                                 overlap_policy, misfire_policy, next_run_at)
@@ -92,30 +97,24 @@ RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  type_tasks jsonb;
-  rows jsonb;
   new_run_id bigint;
 BEGIN
-  SELECT v.tasks INTO type_tasks FROM orch.process_type_versions v
-  WHERE v.type = proc.type AND v.version = proc.type_version;
-  rows := orch._materialize_tasks(type_tasks, proc.input_data);
-
   INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
-  VALUES (proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data, jsonb_array_length(rows),
-          clock_timestamp())
+  SELECT proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data, v.task_count, clock_timestamp()
+  FROM orch.process_type_versions v WHERE v.type = proc.type AND v.version = proc.type_version
   RETURNING runs.id INTO new_run_id;
 
+  -- What runs is fixed here: placeholders substituted from the input, so a
+  -- run never changes, whatever happens to its type.
   INSERT INTO orch.tasks (run_id, process_id, owner, task_index, name, kind, command, shell, sql,
                           working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
                           depends_on, ready_at)
-  SELECT new_run_id, proc.id, proc.owner, t.task_index, t.name, t.kind, t.command, t.shell, t.sql,
-         t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
-         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff,
+  SELECT new_run_id, proc.id, proc.owner, t.task_index, t.name, t.kind,
+         CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
+              ELSE t.command END,
+         t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
          t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
-  FROM jsonb_to_recordset(rows) AS t(task_index int, name text, kind text, command text[], shell text,
-                                     sql text, working_directory text, env jsonb, timeout_ms bigint,
-                                     max_retries int, retry_delay_ms bigint, retry_backoff float8,
-                                     depends_on int[]);
+  FROM orch.process_type_tasks t WHERE t.type = proc.type AND t.version = proc.type_version;
 
   UPDATE orch.processes p SET status = 'IN_PROGRESS', current_run_id = new_run_id,
                               last_run_at = clock_timestamp(), updated_at = clock_timestamp()
@@ -329,6 +328,9 @@ BEGIN
     RAISE EXCEPTION 'permission denied for process type "%"', proc.type USING ERRCODE = 'insufficient_privilege',
       HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
              '(orch.grant_process_type), and by orch_admin.';
+  END IF;
+  IF process_type.runs_os_commands THEN
+    PERFORM orch._check_input_environment(proc.input_data);
   END IF;
   UPDATE orch.processes p SET type_version = process_type.version, updated_at = clock_timestamp()
   WHERE p.id = proc.id RETURNING * INTO result;

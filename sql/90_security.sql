@@ -37,6 +37,13 @@ CREATE POLICY read_usable ON orch.process_type_versions FOR SELECT USING (
   OR EXISTS (SELECT 1 FROM orch.process_type_grants g
              WHERE g.type = process_type_versions.type AND g.grantee = ANY ((SELECT orch._identities())::text[])));
 
+ALTER TABLE orch.process_type_tasks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.process_type_tasks FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_usable ON orch.process_type_tasks FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin())
+  OR EXISTS (SELECT 1 FROM orch.process_type_grants g
+             WHERE g.type = process_type_tasks.type AND g.grantee = ANY ((SELECT orch._identities())::text[])));
+
 ALTER TABLE orch.process_type_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orch.process_type_grants FORCE ROW LEVEL SECURITY;
 CREATE POLICY read_own ON orch.process_type_grants FOR SELECT USING (

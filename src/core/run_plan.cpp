@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
-#include "core/placeholders.hpp"
 
 namespace orch {
 
@@ -40,23 +39,6 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
 std::string normalized_tasks_json(const ProcessTypeSpec &spec) {
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t i = 0; i < spec.tasks.size(); ++i) rows.push_back(task_row(spec.tasks[i], i));
-  return rows.dump();
-}
-
-std::string materialize_run(const std::string &tasks_json, const std::string &input_json) {
-  ProcessTypeSpec spec = parse_process_type(tasks_json);
-  // The input reaches command and shell tasks as ORCH_INPUT_<KEY> when they
-  // are spawned, from the run's one copy; here it is only checked, so that a
-  // run that could not pass it is refused when it is made.
-  bool runs_processes = false;
-  for (const TaskSpec &task : spec.tasks) runs_processes = runs_processes || task.kind != TaskKind::Sql;
-  if (runs_processes) (void)input_environment(input_json);
-  nlohmann::json rows = nlohmann::json::array();
-  for (std::size_t i = 0; i < spec.tasks.size(); ++i) {
-    TaskSpec task = spec.tasks[i];
-    if (task.kind == TaskKind::Command) task.command = substitute_placeholders(task.command, input_json, task.name);
-    rows.push_back(task_row(task, i));
-  }
   return rows.dump();
 }
 

@@ -3,18 +3,25 @@
 // PostgreSQL call inside pg_call.
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
+#include "core/placeholders.hpp"
 #include "core/run_plan.hpp"
 #include "core/task_spec.hpp"
 #include "pg/guards.hpp"
 #include "pg/shared_state.hpp"
 
 extern "C" {
+#include "utils/array.h"
+}
+
+extern "C" {
 PG_FUNCTION_INFO_V1(orch_input_data);
 PG_FUNCTION_INFO_V1(orch_parse_process_type);
-PG_FUNCTION_INFO_V1(orch_materialize_tasks);
+PG_FUNCTION_INFO_V1(orch_substitute_placeholders);
+PG_FUNCTION_INFO_V1(orch_check_input_environment);
 PG_FUNCTION_INFO_V1(orch_wake_scheduler_at_commit);
 PG_FUNCTION_INFO_V1(orch_enforce_lifecycle);
 }
@@ -42,6 +49,32 @@ std::string jsonb_arg(FunctionCallInfo fcinfo, int n) {
   return result;
 }
 
+std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int n) {
+  std::vector<std::string> result;
+  pg_call([&] {
+    Datum *elements;
+    bool *nulls;
+    int count;
+    deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT, &elements, &nulls, &count);
+    for (int i = 0; i < count; ++i) {
+      if (nulls[i]) elog(ERROR, "pg_orch: a command argument is NULL");
+      text *element = DatumGetTextPP(elements[i]);
+      result.emplace_back(VARDATA_ANY(element), VARSIZE_ANY_EXHDR(element));
+    }
+  });
+  return result;
+}
+
+Datum text_array_result(const std::vector<std::string> &values) {
+  return pg_call([&] {
+    Datum *elements = static_cast<Datum *>(palloc(sizeof(Datum) * (values.size() + 1)));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      elements[i] = PointerGetDatum(cstring_to_text_with_len(values[i].data(), static_cast<int>(values[i].size())));
+    return PointerGetDatum(construct_array(elements, static_cast<int>(values.size()), TEXTOID, -1, false,
+                                           TYPALIGN_INT));
+  });
+}
+
 Datum jsonb_result(const std::string &json) {
   return pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str())); });
 }
@@ -61,8 +94,18 @@ extern "C" Datum orch_parse_process_type(PG_FUNCTION_ARGS) {
   });
 }
 
-extern "C" Datum orch_materialize_tasks(PG_FUNCTION_ARGS) {
-  return cpp_entry([&] { return jsonb_result(orch::materialize_run(jsonb_arg(fcinfo, 0), jsonb_arg(fcinfo, 1))); });
+extern "C" Datum orch_substitute_placeholders(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return text_array_result(
+        orch::substitute_placeholders(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2)));
+  });
+}
+
+extern "C" Datum orch_check_input_environment(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    (void)orch::input_environment(jsonb_arg(fcinfo, 0));
+    return Datum(0);
+  });
 }
 
 extern "C" Datum orch_wake_scheduler_at_commit(PG_FUNCTION_ARGS) {
