@@ -11,6 +11,9 @@ CREATE TABLE orch.process_types (
   description text,
   tasks       jsonb NOT NULL,  -- as the user wrote it; validated by define_process_type
   runs_os_commands boolean NOT NULL,
+  -- Most tasks of the type running at once, across all its runs and
+  -- versions (NULL: no limit besides the owner's).
+  max_concurrent integer CHECK (max_concurrent > 0),
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -112,6 +115,7 @@ CREATE TABLE orch.tasks (
   run_id       bigint NOT NULL REFERENCES orch.runs (id) ON DELETE CASCADE,
   process_id   text NOT NULL,  -- copied from the run, for listing and row level security
   owner        text NOT NULL,
+  type         text NOT NULL,  -- the process's, copied for the claim's per-type limit
   task_index   integer NOT NULL,  -- 0-based position in the type's task array
   name         text NOT NULL,
   kind         text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
@@ -146,6 +150,7 @@ CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDIN
 CREATE INDEX tasks_ready_by_owner_idx ON orch.tasks (owner, ready_at, id)
   WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 CREATE INDEX tasks_active_by_owner_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
+CREATE INDEX tasks_active_by_type_idx ON orch.tasks (type) WHERE status IN ('DISPATCHED', 'RUNNING');
 
 -- Who, besides its owner, may use a process type to create processes. A
 -- grantee is a role (its members may) or an owner name (a JWT "sub").

@@ -1,7 +1,7 @@
 -- pg_orch: process types
 -- Defines a type, or a new version of one's own type. Processes keep the
 -- version they run (see orch.upgrade_process).
-CREATE FUNCTION orch._api_define_process_type(name text, tasks jsonb, description text)
+CREATE FUNCTION orch._api_define_process_type(name text, tasks jsonb, description text, max_concurrent integer)
 RETURNS orch.process_types
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -19,6 +19,10 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use 1 to 63 letters, digits, "_", "." or "-".';
   END IF;
+  IF max_concurrent < 1 THEN
+    RAISE EXCEPTION 'max_concurrent must be at least 1, not %', max_concurrent
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave it NULL for no limit.';
+  END IF;
   owner := orch._writer('define process types');
   normalized := orch._parse_process_type(tasks);
   SELECT bool_or(t ->> 'kind' IN ('command', 'shell')) INTO os_commands
@@ -35,11 +39,11 @@ BEGIN
   -- make a version of it that its users would then run. Checked by the
   -- upsert itself, which waits for a concurrent first definition to commit
   -- and then finds it someone else's.
-  INSERT INTO orch.process_types AS pt (name, owner, version, description, tasks, runs_os_commands)
-  VALUES (_api_define_process_type.name, owner, 1, description, tasks, os_commands)
+  INSERT INTO orch.process_types AS pt (name, owner, version, description, tasks, runs_os_commands, max_concurrent)
+  VALUES (_api_define_process_type.name, owner, 1, description, tasks, os_commands, max_concurrent)
   ON CONFLICT ON CONSTRAINT process_types_pkey DO UPDATE
     SET version = pt.version + 1, description = EXCLUDED.description, tasks = EXCLUDED.tasks,
-        runs_os_commands = EXCLUDED.runs_os_commands, updated_at = now()
+        runs_os_commands = EXCLUDED.runs_os_commands, max_concurrent = EXCLUDED.max_concurrent, updated_at = now()
     WHERE pt.owner = EXCLUDED.owner
   RETURNING * INTO result;
   IF NOT FOUND THEN

@@ -1,9 +1,10 @@
 -- pg_orch: the scheduler's side (called by the background worker only)
 -- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
 -- Fair share: owners take turns (every owner's k-th running task comes
--- before anyone's k+1-th, then in the order they became ready), and no
--- owner has more than per_owner running at once. One index probe per owner
--- with ready tasks, not a scan of them.
+-- before anyone's k+1-th, then in the order they became ready), no owner
+-- has more than per_owner running at once, and no type more than its
+-- max_concurrent. One index probe per owner with ready tasks, not a scan of
+-- them.
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
                shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
@@ -24,16 +25,28 @@ BEGIN
     SELECT o.owner, (SELECT count(*) FROM orch.tasks t
                      WHERE t.owner = o.owner AND t.status IN ('DISPATCHED', 'RUNNING')) AS running
     FROM owners o WHERE o.owner IS NOT NULL),
+  limited AS (  -- room left under each type's max_concurrent
+    SELECT pt.name AS type,
+           pt.max_concurrent - (SELECT count(*) FROM orch.tasks t
+                                WHERE t.type = pt.name AND t.status IN ('DISPATCHED', 'RUNNING')) AS room
+    FROM orch.process_types pt WHERE pt.max_concurrent IS NOT NULL),
   turns AS (
-    SELECT c.id, b.running + c.rank AS turn, c.ready_at
+    SELECT c.id, c.type, b.running + c.rank AS turn, c.ready_at
     FROM busy b CROSS JOIN LATERAL (
-      SELECT t.id, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
+      SELECT t.id, t.type, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
       FROM orch.tasks t
       WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.ready_at <= clock_timestamp()
+        AND NOT EXISTS (SELECT 1 FROM limited l WHERE l.type = t.type AND l.room <= 0)
       ORDER BY t.ready_at, t.id
       LIMIT least(greatest(per_owner - b.running, 0), max_count)) c),
+  fitting AS (  -- of a limited type, no more than its room, in turn order
+    SELECT u.id, u.turn, u.ready_at
+    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type ORDER BY u.turn, u.ready_at, u.id) AS nth
+          FROM turns u) u
+    LEFT JOIN limited l ON l.type = u.type
+    WHERE l.type IS NULL OR u.nth <= l.room),
   ready AS (
-    SELECT t.id FROM (SELECT u.id FROM turns u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
+    SELECT t.id FROM (SELECT u.id FROM fitting u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
     JOIN orch.tasks t ON t.id = u.id
     WHERE t.status = 'PENDING'
     FOR UPDATE OF t SKIP LOCKED)

@@ -3,7 +3,8 @@
 -- security-restricted operation, takes the caller to be the role calling it
 -- (current_user at the call), and runs the function's body, the SECURITY
 -- DEFINER orch._api_<name> with the same arguments, which only it can call.
-CREATE FUNCTION orch.define_process_type(name text, tasks jsonb, description text DEFAULT NULL)
+CREATE FUNCTION orch.define_process_type(name text, tasks jsonb, description text DEFAULT NULL,
+                                         max_concurrent integer DEFAULT NULL)
 RETURNS orch.process_types LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 CREATE FUNCTION orch.drop_process_type(name text) RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 CREATE FUNCTION orch.grant_process_type(type text, grantee text) RETURNS void

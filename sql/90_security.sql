@@ -114,7 +114,7 @@ TO orch_admin, orch_user, orch_viewer;
 GRANT EXECUTE ON FUNCTION orch._sql_task_finished(jsonb), orch._sql_task_recording() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-  orch.define_process_type(text, jsonb, text), orch.drop_process_type(text), orch.upgrade_process(text),
+  orch.define_process_type(text, jsonb, text, integer), orch.drop_process_type(text), orch.upgrade_process(text),
   orch.grant_process_type(text, text), orch.revoke_process_type(text, text),
   orch.create_process(text, text, jsonb, text, text, text, text), orch.start(text, text), orch.stop(text),
   orch.delete_process(text), orch.retry(bigint), orch.share_process(text, text, boolean),

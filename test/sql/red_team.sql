@@ -271,6 +271,7 @@ RESET orch.timezone;
 SELECT public.try($$SELECT orch.define_process_type('rt-env', '[{"name": "q", "sql": "SELECT 1", "env": {"A": "1"}}]')$$);
 SELECT public.try($$SELECT orch.define_process_type('rt-dir', '[{"name": "q", "sql": "SELECT 1", "working_directory": "/tmp"}]')$$);
 SELECT name FROM orch.define_process_type('rt-alice', '[{"name": "q", "sql": "SELECT 1"}]');
+SELECT public.try($$SELECT orch.define_process_type('rt-mc', '[{"name": "q", "sql": "SELECT 1"}]', max_concurrent => 0)$$);
 SELECT public.try($$SELECT orch.revoke_process_type('rt-alice', NULL)$$);
 SELECT public.try($$SELECT orch.revoke_process_type(NULL, 'regress_rt_bob')$$);
 SELECT public.try($$SELECT orch.unshare_process('rt-manual', NULL)$$);

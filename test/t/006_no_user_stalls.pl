@@ -137,5 +137,21 @@ is(sql(q{SELECT count(*) FILTER (WHERE status IN ('DISPATCHED', 'RUNNING')) || '
          FROM orch.tasks WHERE process_id LIKE 'long-%'}), '2 4', 'alice still has two running and four waiting');
 sql(q{SELECT orch.stop('long-' || i) FROM generate_series(1, 6) i});
 
+
+# ---------------------------------------------------------------------------
+# A type's "max_concurrent" holds across all its runs and owners.
+sql(q{SELECT orch.define_process_type('one-at-a-time', '[{"name": "n", "command": ["/bin/sleep", "0.5"]}]',
+                                       max_concurrent => 1);
+      SELECT orch.grant_process_type('one-at-a-time', 'orch_user')});
+as('alice', q{SELECT orch.create_process('solo-a' || i, 'one-at-a-time') FROM generate_series(1, 2) i;
+              SELECT orch.start('solo-a' || i) FROM generate_series(1, 2) i});
+as('bob', q{SELECT orch.create_process('solo-b', 'one-at-a-time'); SELECT orch.start('solo-b')});
+ok($node->poll_query_until('postgres', q{
+  SELECT count(*) = 3 FROM orch.processes WHERE id LIKE 'solo-%' AND status = 'COMPLETED'}), 'all three runs COMPLETED');
+is(sql(q{SELECT count(*) FROM orch.tasks a JOIN orch.tasks b ON a.id < b.id
+         WHERE a.process_id LIKE 'solo-%' AND b.process_id LIKE 'solo-%'
+           AND a.started_at < b.completed_at AND b.started_at < a.completed_at}), '0',
+	'never two of its tasks at once');
+
 $node->stop;
 done_testing();
