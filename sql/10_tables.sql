@@ -84,6 +84,8 @@ CREATE INDEX ON orch.processes (type);
 CREATE INDEX ON orch.processes (status);
 -- The scheduler sleeps until the earliest tick: one index probe, never a scan.
 CREATE INDEX processes_next_run_idx ON orch.processes (next_run_at) WHERE next_run_at IS NOT NULL;
+-- ... and fires due ticks with owners taking turns (orch._fire_due_schedules).
+CREATE INDEX processes_next_run_by_owner_idx ON orch.processes (owner, next_run_at) WHERE next_run_at IS NOT NULL;
 
 -- The JWT claims of a process's creator, which its sql tasks run with. Apart
 -- from orch.processes because they may hold personal data (email, phone,

@@ -161,38 +161,63 @@ DECLARE
   missed boolean;
   message text;
 BEGIN
-  FOR proc IN SELECT * FROM orch.processes p WHERE p.next_run_at <= now_
-              ORDER BY p.next_run_at LIMIT max_count FOR UPDATE SKIP LOCKED LOOP
-    BEGIN
-      tick := proc.next_run_at;
-      missed := tick < scheduler_started OR orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_;
-      UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
-      WHERE p.id = proc.id;
-      IF missed AND proc.misfire_policy = 'skip' THEN
-        PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
-      ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
-        PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
-                                jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
-      ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
-        IF proc.run_queued THEN
+  -- Nothing due (one index probe): no turns to take.
+  IF EXISTS (SELECT 1 FROM orch.processes p WHERE p.next_run_at <= now_) THEN
+    -- Owners take turns, as for claiming tasks: every owner's k-th due tick
+    -- before anyone's k+1-th, so thousands of one owner's schedules delay
+    -- another's tick by one batch at most. One index probe per owner with
+    -- schedules, not a scan of the due ones.
+    FOR proc IN
+      WITH RECURSIVE owners AS (
+        (SELECT p.owner FROM orch.processes p WHERE p.next_run_at IS NOT NULL ORDER BY p.owner LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.owner FROM orch.processes p WHERE p.next_run_at IS NOT NULL AND p.owner > o.owner
+                ORDER BY p.owner LIMIT 1)
+        FROM owners o WHERE o.owner IS NOT NULL),
+      turns AS (
+        SELECT d.id, d.turn, d.next_run_at
+        FROM owners o CROSS JOIN LATERAL (
+          SELECT p.id, p.next_run_at, row_number() OVER (ORDER BY p.next_run_at, p.id) AS turn
+          FROM orch.processes p WHERE p.owner = o.owner AND p.next_run_at <= now_
+          ORDER BY p.next_run_at, p.id LIMIT max_count) d
+        WHERE o.owner IS NOT NULL)
+      SELECT p.* FROM (SELECT t.* FROM turns t ORDER BY t.turn, t.next_run_at, t.id LIMIT max_count) t
+      JOIN orch.processes p ON p.id = t.id
+      WHERE p.next_run_at <= now_
+      ORDER BY t.turn, t.next_run_at, t.id
+      FOR UPDATE OF p SKIP LOCKED
+    LOOP
+      BEGIN
+        tick := proc.next_run_at;
+        missed := tick < scheduler_started OR orch._next_run_at(proc.schedule, proc.timezone, tick) <= now_;
+        UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
+        WHERE p.id = proc.id;
+        IF missed AND proc.misfire_policy = 'skip' THEN
+          PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
+        ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
           PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
-                                  jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+                                  jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
+        ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
+          IF proc.run_queued THEN
+            PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+                                    jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
+          ELSE
+            UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
+            PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+          END IF;
         ELSE
-          UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
-          PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+          PERFORM orch._start_scheduled_run(proc, missed);
         END IF;
-      ELSE
-        PERFORM orch._start_scheduled_run(proc, missed);
-      END IF;
-    EXCEPTION WHEN OTHERS THEN
-      -- Nothing of one process may fail the others' ticks: its schedule is
-      -- paused, saying why, rather than tried again every turn.
-      GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
-      UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false WHERE p.id = proc.id;
-      PERFORM orch._log_event('schedule_paused', proc, NULL,
-                              jsonb_build_object('tick', proc.next_run_at, 'error', message));
-    END;
-  END LOOP;
+      EXCEPTION WHEN OTHERS THEN
+        -- Nothing of one process may fail the others' ticks: its schedule is
+        -- paused, saying why, rather than tried again every turn.
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false WHERE p.id = proc.id;
+        PERFORM orch._log_event('schedule_paused', proc, NULL,
+                                jsonb_build_object('tick', proc.next_run_at, 'error', message));
+      END;
+    END LOOP;
+  END IF;
   -- NULL when no schedule is left (greatest() would make that 0: a busy loop).
   RETURN (SELECT greatest(ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000), 0)::bigint
           FROM orch.processes p WHERE p.next_run_at IS NOT NULL HAVING count(*) > 0);

@@ -153,5 +153,25 @@ is(sql(q{SELECT count(*) FROM orch.tasks a JOIN orch.tasks b ON a.id < b.id
            AND a.started_at < b.completed_at AND b.started_at < a.completed_at}), '0',
 	'never two of its tasks at once');
 
+# ---------------------------------------------------------------------------
+# A thousand of one owner's due ticks do not go before another's: owners
+# take turns for ticks too. With the scheduler off, alice's 1,000 and bob's
+# one per-second schedules all come due; then it fires them.
+sql(q{SELECT orch.define_process_type('tick', '[{"name": "t", "sql": "SELECT 1"}]');
+      SELECT orch.grant_process_type('tick', 'orch_user');
+      ALTER SYSTEM SET orch.enabled = off; SELECT pg_reload_conf()});
+as('alice', q{SELECT count(orch.create_process('flood-' || i, 'tick', schedule => '* * * * * *'))
+              FROM generate_series(1, 1000) i});
+as('bob', q{SELECT orch.create_process('bob-ticks', 'tick', schedule => '* * * * * *')});
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1001 FROM orch.processes WHERE next_run_at <= now()}),
+	'all 1,001 ticks are due');
+sql(q{ALTER SYSTEM RESET orch.enabled; SELECT pg_reload_conf()});
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM orch.runs WHERE process_id = 'bob-ticks'}),
+	"bob's tick fired");
+my $before_bob = sql(q{SELECT count(*) FROM orch.runs r WHERE r.process_id LIKE 'flood-%'
+                         AND r.started_at < (SELECT min(b.started_at) FROM orch.runs b WHERE b.process_id = 'bob-ticks')});
+cmp_ok($before_bob, '<', 10, "only $before_bob of alice's 1,000 ticks fired before bob's");
+sql(q{UPDATE orch.processes SET is_active = false, next_run_at = NULL WHERE id LIKE 'flood-%' OR id = 'bob-ticks'});
+
 $node->stop;
 done_testing();
