@@ -1,7 +1,7 @@
--- pg_orch: who may do what. The API functions are SECURITY DEFINER and ask
--- these; the tables' row level security policies (90_security.sql) say the
--- same for reads, so a user sees through SELECT exactly what the functions
--- let them act on.
+-- pg_orch: who may do what. The API functions' SECURITY DEFINER bodies
+-- (orch._api_*, reached through 80_api.sql) ask these; the tables' row level
+-- security policies (90_security.sql) say the same for reads, so a user sees
+-- through SELECT exactly what the functions let them act on.
 
 -- Superusers and members of orch_admin see and manage everything.
 CREATE FUNCTION orch._is_admin() RETURNS boolean

@@ -161,8 +161,8 @@ DECLARE
   missed boolean;
   message text;
 BEGIN
-  -- Nothing due (one index probe): no turns to take.
-  IF EXISTS (SELECT 1 FROM orch.processes p WHERE p.next_run_at <= now_) THEN
+  -- Nothing due (min() is one index probe): no turns to take.
+  IF (SELECT min(p.next_run_at) FROM orch.processes p) <= now_ THEN
     -- Owners take turns, as for claiming tasks: every owner's k-th due tick
     -- before anyone's k+1-th, so thousands of one owner's schedules delay
     -- another's tick by one batch at most. One index probe per owner with
@@ -218,9 +218,10 @@ BEGIN
       END;
     END LOOP;
   END IF;
-  -- NULL when no schedule is left (greatest() would make that 0: a busy loop).
-  RETURN (SELECT greatest(ceil(extract(epoch FROM min(p.next_run_at) - clock_timestamp()) * 1000), 0)::bigint
-          FROM orch.processes p WHERE p.next_run_at IS NOT NULL HAVING count(*) > 0);
+  -- NULL when no schedule is left (greatest() would make that 0: a busy
+  -- loop). min() alone is one index probe.
+  RETURN (SELECT greatest(ceil(extract(epoch FROM n.next_tick - clock_timestamp()) * 1000), 0)::bigint
+          FROM (SELECT min(p.next_run_at) AS next_tick FROM orch.processes p) n WHERE n.next_tick IS NOT NULL);
 END
 $$;
 

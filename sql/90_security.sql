@@ -1,7 +1,7 @@
 -- pg_orch: roles, row level security and privileges. Users read the tables
 -- (row level security decides which rows) and change anything only through
--- the API functions, which are SECURITY DEFINER, pin search_path, and check
--- with 15_access.sql. No table is writable by users.
+-- the API functions, whose bodies are SECURITY DEFINER, pin search_path, and
+-- check with 15_access.sql. No table is writable by users.
 
 -- The roles are created when missing and survive DROP EXTENSION, but grant
 -- nothing once the schema is gone. Grant them to login roles, or to
