@@ -148,11 +148,12 @@ CREATE TABLE orch.tasks (
 -- When the next delayed task becomes ready.
 CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 -- The scheduler's claim: each owner's ready tasks in the order they became
--- ready, and how many each owner has running (orch._claim_tasks).
+-- ready, and how many each owner (and each limited type) has running: the
+-- running tasks are few (at most the slots), so one small index serves both
+-- (orch._claim_tasks).
 CREATE INDEX tasks_ready_by_owner_idx ON orch.tasks (owner, ready_at, id)
   WHERE status = 'PENDING' AND ready_at IS NOT NULL;
-CREATE INDEX tasks_active_by_owner_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
-CREATE INDEX tasks_active_by_type_idx ON orch.tasks (type) WHERE status IN ('DISPATCHED', 'RUNNING');
+CREATE INDEX tasks_active_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
 
 -- Who, besides its owner, may use a process type to create processes. A
 -- grantee is a role (its members may) or an owner name (a JWT "sub").
