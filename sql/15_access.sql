@@ -55,16 +55,18 @@ AS $$
                WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER') AND left(r.rolname, 4) <> 'jwt:')
 $$;
 
--- May the caller see (need 'view') or change (need 'edit') this process?
+-- May the caller see (need 'view'), change (need 'edit': start, stop,
+-- retry, schedule) or own (need 'own': delete, share, upgrade) this process?
 CREATE FUNCTION orch._may(need text, process_id text, owner text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT orch._is_admin()
       OR ((need = 'view' OR orch._can_write())
           AND (owner = orch.current_owner()
-               OR EXISTS (SELECT 1 FROM orch.process_permissions pp
-                          WHERE pp.process_id = _may.process_id AND pp.grantee = ANY (orch._identities())
-                            AND (pp.can_edit OR (need = 'view' AND pp.can_view)))))
+               OR (need <> 'own'
+                   AND EXISTS (SELECT 1 FROM orch.process_permissions pp
+                               WHERE pp.process_id = _may.process_id AND pp.grantee = ANY (orch._identities())
+                                 AND (pp.can_edit OR (need = 'view' AND pp.can_view))))))
 $$;
 
 -- May the caller create processes of this type?

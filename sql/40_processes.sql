@@ -64,9 +64,10 @@ BEGIN
 END
 $$;
 
--- Locks a process the caller may change, or raises the one error every API
--- function gives for a process that is not theirs or does not exist.
-CREATE FUNCTION orch._lock_process(id text) RETURNS orch.processes
+-- Locks a process the caller may change (need 'edit') or owns ('own', see
+-- _may), or raises the one error every API function gives for a process
+-- that is not theirs or does not exist.
+CREATE FUNCTION orch._lock_process(id text, need text DEFAULT 'edit') RETURNS orch.processes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -78,7 +79,7 @@ BEGIN
   -- Checked before the row is locked: a caller who may not change the
   -- process must not hold up those who may, or the scheduler.
   SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id;
-  IF NOT FOUND OR NOT orch._may('edit', result.id, result.owner) THEN
+  IF NOT FOUND OR NOT orch._may(need, result.id, result.owner) THEN
     PERFORM orch._refuse_process(id, FOUND);
   END IF;
   SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_process.id FOR UPDATE;
@@ -186,7 +187,7 @@ AS $$
 DECLARE
   proc orch.processes;
 BEGIN
-  proc := orch._lock_own_process(id);
+  proc := orch._lock_process(id, 'own');
   -- Any run in progress (with overlap 'parallel', an earlier one too) keeps
   -- it: its tasks' rows are how the scheduler finds, counts and stops them.
   IF EXISTS (SELECT 1 FROM orch.runs r WHERE r.process_id = proc.id AND r.status = 'IN_PROGRESS') THEN
@@ -253,30 +254,6 @@ BEGIN
 END
 $$;
 
--- Locks a process the caller owns (or any, for admins): only owners delete,
--- share and upgrade.
-CREATE FUNCTION orch._lock_own_process(id text) RETURNS orch.processes
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  result orch.processes;
-BEGIN
-  IF id IS NULL THEN
-    RAISE EXCEPTION 'process id must not be null' USING ERRCODE = 'null_value_not_allowed';
-  END IF;
-  -- Checked before the row is locked, as in _lock_process.
-  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id;
-  IF NOT FOUND OR NOT (orch._is_admin() OR (result.owner = orch.current_owner() AND orch._can_write())) THEN
-    PERFORM orch._refuse_process(id, FOUND);
-  END IF;
-  SELECT * INTO result FROM orch.processes p WHERE p.id = _lock_own_process.id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM orch._refuse_process(id, false);
-  END IF;
-  RETURN result;
-END
-$$;
-
 -- Shares a process with another owner name or role: can_view lets them see
 -- it, its runs, tasks and events; can_edit lets them start, stop, retry,
 -- schedule and upgrade it as well. Deleting and sharing stay the owner's.
@@ -284,7 +261,7 @@ CREATE FUNCTION orch._api_share_process(id text, grantee text, can_edit boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes := orch._lock_own_process(id);
+  proc orch.processes := orch._lock_process(id, 'own');
 BEGIN
   IF grantee IS NULL OR grantee = '' THEN
     RAISE EXCEPTION 'grantee must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -300,7 +277,7 @@ CREATE FUNCTION orch._api_unshare_process(id text, grantee text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes := orch._lock_own_process(id);
+  proc orch.processes := orch._lock_process(id, 'own');
 BEGIN
   IF grantee IS NULL THEN
     RAISE EXCEPTION 'grantee must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -319,7 +296,7 @@ CREATE FUNCTION orch._api_upgrade_process(id text) RETURNS orch.processes
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  proc orch.processes := orch._lock_own_process(id);
+  proc orch.processes := orch._lock_process(id, 'own');
   process_type orch.process_types;
   result orch.processes;
 BEGIN
