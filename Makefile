@@ -2,7 +2,9 @@
 # PostgreSQL glue (src/pg) link into one pg_orch.so; the install script is
 # joined from sql/ (one file per concept, in name order). Unit tests and
 # fuzzers are built by CMake (see CMakeLists.txt); `make installcheck` runs
-# the pg_regress suite in test/sql against a running server.
+# the pg_regress suite in test/sql against a running server whose scheduler
+# serves contrib_regression (shared_preload_libraries = 'pg_orch',
+# orch.database_name = 'contrib_regression'), as ./scripts/test sets up.
 EXTENSION = pg_orch
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_orch.control)
 DATA_built = sql/pg_orch--$(EXTVERSION).sql

@@ -11,9 +11,7 @@ CREATE TABLE orch.process_types (
   description text,
   tasks       jsonb NOT NULL,  -- as the user wrote it; validated by define_process_type
   runs_os_commands boolean NOT NULL,
-  -- Most tasks of the type running at once, across all its runs and
-  -- versions (NULL: no limit besides the owner's).
-  max_concurrent integer CHECK (max_concurrent > 0),
+  max_concurrent integer,
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -25,6 +23,10 @@ CREATE TABLE orch.process_type_versions (
   description text,
   tasks       jsonb NOT NULL,
   runs_os_commands boolean NOT NULL,
+  -- Most tasks of this version running at once, across all its runs (NULL:
+  -- no limit besides the owners'). Per version, so that redefining a type
+  -- never changes how the processes that kept the old version are run.
+  max_concurrent integer CHECK (max_concurrent > 0),
   task_count  integer NOT NULL,
   defined_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (type, version)
@@ -117,7 +119,8 @@ CREATE TABLE orch.tasks (
   run_id       bigint NOT NULL REFERENCES orch.runs (id) ON DELETE CASCADE,
   process_id   text NOT NULL,  -- copied from the run, for listing and row level security
   owner        text NOT NULL,
-  type         text NOT NULL,  -- the process's, copied for the claim's per-type limit
+  type         text NOT NULL,  -- the process's type and version, copied for the claim's
+  type_version integer NOT NULL,  -- max_concurrent
   task_index   integer NOT NULL,  -- 0-based position in the type's task array
   name         text NOT NULL,
   kind         text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),

@@ -51,9 +51,10 @@ BEGIN
       DETAIL = 'The name belongs to the owner who first defined it.',
       HINT = 'Choose another name; orch_admin may drop the type once no process uses it.';
   END IF;
-  INSERT INTO orch.process_type_versions (type, version, owner, description, tasks, runs_os_commands, task_count)
+  INSERT INTO orch.process_type_versions (type, version, owner, description, tasks, runs_os_commands,
+                                          max_concurrent, task_count)
   VALUES (result.name, result.version, result.owner, result.description, result.tasks, result.runs_os_commands,
-          jsonb_array_length(normalized));
+          result.max_concurrent, jsonb_array_length(normalized));
   INSERT INTO orch.process_type_tasks (type, version, owner, task_index, name, kind, command, has_placeholders,
                                        shell, sql, working_directory, env, timeout, max_retries, retry_delay,
                                        retry_backoff, depends_on)

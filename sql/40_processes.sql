@@ -107,10 +107,10 @@ BEGIN
 
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
-  INSERT INTO orch.tasks (run_id, process_id, owner, type, task_index, name, kind, command, shell, sql,
-                          working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
+  INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
+                          sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
                           depends_on, ready_at)
-  SELECT new_run_id, proc.id, proc.owner, proc.type, t.task_index, t.name, t.kind,
+  SELECT new_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
          CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
               ELSE t.command END,
          t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,

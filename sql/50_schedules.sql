@@ -157,34 +157,41 @@ DECLARE
   proc orch.processes;
   now_ timestamptz := clock_timestamp();
   scheduler_started timestamptz := (SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_backend_pid()) a);
+  due text[];
+  more_due boolean;
   tick timestamptz;
   missed boolean;
   message text;
 BEGIN
-  -- Nothing due (min() is one index probe): no turns to take.
-  IF (SELECT min(p.next_run_at) FROM orch.processes p) <= now_ THEN
-    -- Owners take turns, as for claiming tasks: every owner's k-th due tick
-    -- before anyone's k+1-th, so thousands of one owner's schedules delay
-    -- another's tick by one batch at most. One index probe per owner with
-    -- schedules, not a scan of the due ones.
-    FOR proc IN
+  -- The due ticks, earliest first (an index scan), one more than a batch.
+  due := ARRAY(SELECT p.id FROM orch.processes p WHERE p.next_run_at <= now_
+               ORDER BY p.next_run_at, p.id LIMIT max_count + 1);
+  more_due := cardinality(due) > max_count;
+  IF more_due THEN
+    -- More than a batch is due: owners take turns, as for claiming tasks,
+    -- every owner's k-th due tick before anyone's k+1-th, so thousands of
+    -- one owner's schedules delay another's tick by one batch at most. One
+    -- index probe per owner with schedules.
+    due := ARRAY(
       WITH RECURSIVE owners AS (
         (SELECT p.owner FROM orch.processes p WHERE p.next_run_at IS NOT NULL ORDER BY p.owner LIMIT 1)
         UNION ALL
         SELECT (SELECT p.owner FROM orch.processes p WHERE p.next_run_at IS NOT NULL AND p.owner > o.owner
                 ORDER BY p.owner LIMIT 1)
-        FROM owners o WHERE o.owner IS NOT NULL),
-      turns AS (
-        SELECT d.id, d.turn, d.next_run_at
-        FROM owners o CROSS JOIN LATERAL (
-          SELECT p.id, p.next_run_at, row_number() OVER (ORDER BY p.next_run_at, p.id) AS turn
-          FROM orch.processes p WHERE p.owner = o.owner AND p.next_run_at <= now_
-          ORDER BY p.next_run_at, p.id LIMIT max_count) d
-        WHERE o.owner IS NOT NULL)
-      SELECT p.* FROM (SELECT t.* FROM turns t ORDER BY t.turn, t.next_run_at, t.id LIMIT max_count) t
-      JOIN orch.processes p ON p.id = t.id
+        FROM owners o WHERE o.owner IS NOT NULL)
+      SELECT d.id
+      FROM owners o CROSS JOIN LATERAL (
+        SELECT p.id, p.next_run_at, row_number() OVER (ORDER BY p.next_run_at, p.id) AS turn
+        FROM orch.processes p WHERE p.owner = o.owner AND p.next_run_at <= now_
+        ORDER BY p.next_run_at, p.id LIMIT max_count) d
+      WHERE o.owner IS NOT NULL
+      ORDER BY d.turn, d.next_run_at, d.id LIMIT max_count);
+  END IF;
+  IF cardinality(due) > 0 THEN
+    FOR proc IN
+      SELECT p.* FROM unnest(due) WITH ORDINALITY AS d(id, n) JOIN orch.processes p ON p.id = d.id
       WHERE p.next_run_at <= now_
-      ORDER BY t.turn, t.next_run_at, t.id
+      ORDER BY d.n
       FOR UPDATE OF p SKIP LOCKED
     LOOP
       BEGIN
@@ -218,9 +225,15 @@ BEGIN
       END;
     END LOOP;
   END IF;
-  -- NULL when no schedule is left (greatest() would make that 0: a busy
-  -- loop). min() alone is one index probe.
-  RETURN (SELECT greatest(ceil(extract(epoch FROM n.next_tick - clock_timestamp()) * 1000), 0)::bigint
+  -- 0 when more than this batch was due; NULL when no schedule is left
+  -- (greatest() would make that 0: a busy loop); min() is one index probe.
+  -- A tick still due after the batch is one whose row someone holds (SKIP
+  -- LOCKED): looked at again a little later, not at once.
+  IF more_due THEN
+    RETURN 0;
+  END IF;
+  RETURN (SELECT CASE WHEN n.next_tick <= clock_timestamp() THEN 100
+                      ELSE ceil(extract(epoch FROM n.next_tick - clock_timestamp()) * 1000)::bigint END
           FROM (SELECT min(p.next_run_at) AS next_tick FROM orch.processes p) n WHERE n.next_tick IS NOT NULL);
 END
 $$;

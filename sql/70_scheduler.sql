@@ -2,9 +2,9 @@
 -- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
 -- Fair share: owners take turns (every owner's k-th running task comes
 -- before anyone's k+1-th, then in the order they became ready), no owner
--- has more than per_owner running at once, and no type more than its
--- max_concurrent. One index probe per owner with ready tasks, not a scan of
--- them.
+-- has more than per_owner running at once, and no type version more than
+-- its max_concurrent. One index probe per owner with ready tasks, not a
+-- scan of them.
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
                shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
@@ -21,29 +21,41 @@ BEGIN
     SELECT (SELECT t.owner FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.owner > o.owner
             ORDER BY t.owner LIMIT 1)
     FROM owners o WHERE o.owner IS NOT NULL),
+  running AS (  -- the tasks running now: at most the slots
+    SELECT t.owner, t.type, t.type_version FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING')),
   busy AS (
-    SELECT o.owner, (SELECT count(*) FROM orch.tasks t
-                     WHERE t.owner = o.owner AND t.status IN ('DISPATCHED', 'RUNNING')) AS running
+    SELECT o.owner, (SELECT count(*) FROM running r WHERE r.owner = o.owner) AS running
     FROM owners o WHERE o.owner IS NOT NULL),
-  limited AS (  -- room left under each type's max_concurrent
-    SELECT pt.name AS type,
-           pt.max_concurrent - (SELECT count(*) FROM orch.tasks t
-                                WHERE t.type = pt.name AND t.status IN ('DISPATCHED', 'RUNNING')) AS room
-    FROM orch.process_types pt WHERE pt.max_concurrent IS NOT NULL),
+  full_versions AS (  -- type versions at their max_concurrent
+    SELECT r.type, r.type_version
+    FROM running r JOIN orch.process_type_versions v ON v.type = r.type AND v.version = r.type_version
+    WHERE v.max_concurrent IS NOT NULL
+    GROUP BY r.type, r.type_version, v.max_concurrent HAVING count(*) >= v.max_concurrent),
   turns AS (
-    SELECT c.id, c.type, b.running + c.rank AS turn, c.ready_at
+    SELECT c.id, c.type, c.type_version, b.running + c.rank AS turn, c.ready_at
     FROM busy b CROSS JOIN LATERAL (
-      SELECT t.id, t.type, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
-      FROM orch.tasks t
-      WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.ready_at <= clock_timestamp()
-        AND NOT EXISTS (SELECT 1 FROM limited l WHERE l.type = t.type AND l.room <= 0)
+      SELECT t.id, t.type, t.type_version, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
+      FROM (SELECT t.id, t.type, t.type_version, t.ready_at FROM orch.tasks t
+            WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL
+              AND t.ready_at <= clock_timestamp()
+            ORDER BY t.ready_at, t.id
+            -- An owner's tasks waiting behind more than this many of a full
+            -- type version of theirs wait a turn longer; nobody else does.
+            LIMIT 1000) t
+      WHERE NOT EXISTS (SELECT 1 FROM full_versions f WHERE f.type = t.type AND f.type_version = t.type_version)
       ORDER BY t.ready_at, t.id
       LIMIT least(greatest(per_owner - b.running, 0), max_count)) c),
-  fitting AS (  -- of a limited type, no more than its room, in turn order
+  room AS (  -- room left under the max_concurrent of the candidates' type versions
+    SELECT v.type, v.version,
+           v.max_concurrent - (SELECT count(*) FROM running r WHERE r.type = v.type AND r.type_version = v.version)
+             AS room
+    FROM orch.process_type_versions v
+    WHERE v.max_concurrent IS NOT NULL AND (v.type, v.version) IN (SELECT u.type, u.type_version FROM turns u)),
+  fitting AS (  -- of a limited type version, no more than its room, in turn order
     SELECT u.id, u.turn, u.ready_at
-    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type ORDER BY u.turn, u.ready_at, u.id) AS nth
+    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type, u.type_version ORDER BY u.turn, u.ready_at, u.id) AS nth
           FROM turns u) u
-    LEFT JOIN limited l ON l.type = u.type
+    LEFT JOIN room l ON l.type = u.type AND l.version = u.type_version
     WHERE l.type IS NULL OR u.nth <= l.room),
   ready AS (
     SELECT t.id FROM (SELECT u.id FROM fitting u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
@@ -69,12 +81,14 @@ AS $$
   WHERE t.id = ANY (ids) AND t.status = 'DISPATCHED'
 $$;
 
--- Milliseconds until the next waiting task becomes ready (a retry delay), or NULL.
+-- Milliseconds until the next waiting task becomes ready (a retry delay), or
+-- NULL. Tasks ready now but held back (their owner's or type's limit) are
+-- claimed when a running task ends, which wakes the scheduler anyway.
 CREATE FUNCTION orch._ms_until_next_ready() RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT ceil(extract(epoch FROM min(t.ready_at) - clock_timestamp()) * 1000)::bigint
-  FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL
+  FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at > clock_timestamp()
 $$;
 
 -- started: [{"id": task id, "pid": pid, "started_at": Unix time of the spawn}, ...]

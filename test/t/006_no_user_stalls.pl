@@ -173,5 +173,49 @@ my $before_bob = sql(q{SELECT count(*) FROM orch.runs r WHERE r.process_id LIKE 
 cmp_ok($before_bob, '<', 10, "only $before_bob of alice's 1,000 ticks fired before bob's");
 sql(q{UPDATE orch.processes SET is_active = false, next_run_at = NULL WHERE id LIKE 'flood-%' OR id = 'bob-ticks'});
 
+# ---------------------------------------------------------------------------
+# max_concurrent belongs to a type's version: alice's new version with a
+# limit of 1, held by her long task, does not hold up bob's process, which
+# kept the version without a limit.
+sql(q{SELECT orch.grant_process_type('quick', 'orch_user')});
+as('alice', q{SELECT orch.define_process_type('shared', '[{"name": "s", "sql": "SELECT 1"}]');
+              SELECT orch.grant_process_type('shared', 'orch_user')});
+as('bob', q{SELECT orch.create_process('bob-shared', 'shared')});
+as('alice', q{SELECT orch.define_process_type('shared', '[{"name": "s", "sql": "SELECT pg_sleep(60)"}]', max_concurrent => 1);
+              SELECT orch.create_process('alice-shared', 'shared'); SELECT orch.start('alice-shared')});
+ok($node->poll_query_until('postgres', q{SELECT status = 'RUNNING' FROM orch.tasks WHERE process_id = 'alice-shared'}),
+	"alice's version 2 task holds its only slot");
+as('bob', q{SELECT orch.start('bob-shared')});
+is(as('bob', q{SELECT orch.wait('bob-shared', '30 seconds')}), 'COMPLETED', "bob's version 1 run is not held up");
+
+# A delayed retry is woken for while other ready tasks wait for their limit.
+as('alice', q{SELECT orch.create_process('alice-shared-2', 'shared'); SELECT orch.start('alice-shared-2')});
+as('bob', q{SELECT orch.define_process_type('fails-twice',
+              '[{"name": "f", "sql": "SELECT 1/0", "max_retries": 1, "retry_delay": "1 second"}]');
+            SELECT orch.create_process('bob-retry', 'fails-twice'); SELECT orch.start('bob-retry')});
+is(as('bob', q{SELECT orch.wait('bob-retry', '15 seconds')}), 'FAILED', "bob's retried run ends within seconds");
+is(sql(q{SELECT attempt FROM orch.tasks WHERE process_id = 'bob-retry'}), '2', 'after its retry');
+sql(q{SELECT orch.stop(id) FROM orch.processes WHERE id LIKE 'alice-shared%'});
+
+# A user holding her own due process's row does not make the scheduler spin.
+as('alice', q{SELECT orch.create_process('held-tick', 'quick', schedule => '* * * * * *')});
+my $ticker = $node->background_psql('postgres', extra_params => [ '-U', 'alice' ]);
+$ticker->query_safe(q{BEGIN; SELECT orch.pause('held-tick') IS NOT NULL});
+my $scheduler = scheduler_pid($node);
+sub cpu_ticks {
+	open(my $fh, '<', "/proc/$_[0]/stat") or die "no /proc/$_[0]/stat";
+	my @fields = split ' ', (<$fh> =~ s/^.*\) //r);
+	close $fh;
+	return $fields[11] + $fields[12];  # utime + stime
+}
+ok($node->poll_query_until('postgres', q{SELECT next_run_at <= now() FROM orch.processes WHERE id = 'held-tick'}),
+	'her tick is due under her lock');
+my $before = cpu_ticks($scheduler);
+sleep 2;  # the measurement window
+my $used = cpu_ticks($scheduler) - $before;
+cmp_ok($used, '<', 40, "the scheduler used $used CPU ticks in 2 s meanwhile");
+$ticker->query_safe('ROLLBACK');
+$ticker->quit;
+
 $node->stop;
 done_testing();
