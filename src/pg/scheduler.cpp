@@ -78,7 +78,7 @@ struct Attempt {
 // Longest a launched task shows DISPATCHED before it is recorded RUNNING.
 constexpr milliseconds kStartedDelay{50};
 
-// How soon runs whose rows were held are tried again.
+// How soon runs whose process rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
 constexpr const char *kRunsInProgress = "SELECT r.id::pg_catalog.text FROM orch.runs r WHERE r.status = 'IN_PROGRESS'";
@@ -212,7 +212,7 @@ class Scheduler {
   }
 
   // Runs that could not be moved on because a user's transaction holds their
-  // row or their process's: tried again a little later, never waited for.
+  // process's row: tried again a little later, never waited for.
   void defer_runs(const std::vector<std::string> &ids) {
     if (ids.empty()) return;
     if (runs_to_advance_.empty()) advance_due_ = steady_clock::now() + kAdvanceRetryDelay;
