@@ -5,19 +5,23 @@
 
 -- Superusers and members of orch_admin see and manage everything.
 CREATE FUNCTION orch._is_admin() RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT r.rolsuper OR pg_catalog.pg_has_role(r.oid, 'orch_admin', 'MEMBER')
-  FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller()
+BEGIN
+  RETURN (SELECT r.rolsuper OR pg_catalog.pg_has_role(r.oid, 'orch_admin', 'MEMBER')
+          FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller());
+END
 $$;
 
 -- Members of orch_user (and admins) may create and change; orch_viewer only
 -- reads; a caller without an owner name writes nothing.
 CREATE FUNCTION orch._can_write() RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT orch.current_owner() IS NOT NULL
-     AND (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER'))
+BEGIN
+  RETURN orch.current_owner() IS NOT NULL
+     AND (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER'));
+END
 $$;
 
 -- The owner of what the caller creates, or the error that says why the
@@ -48,25 +52,29 @@ $$;
 -- every role it is a member of, except roles named like JWT owners (a role
 -- "jwt:carol" is not the JWT user carol).
 CREATE FUNCTION orch._identities() RETURNS text[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ARRAY[orch.current_owner()] ||
+BEGIN
+  RETURN ARRAY[orch.current_owner()] ||
          ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r
-               WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER') AND left(r.rolname, 4) <> 'jwt:')
+               WHERE pg_catalog.pg_has_role(orch._caller(), r.oid, 'MEMBER') AND left(r.rolname, 4) <> 'jwt:');
+END
 $$;
 
 -- May the caller see (need 'view'), change (need 'edit': start, stop,
 -- retry, schedule) or own (need 'own': delete, share, upgrade) this process?
 CREATE FUNCTION orch._may(need text, process_id text, owner text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT orch._is_admin()
+BEGIN
+  RETURN orch._is_admin()
       OR ((need = 'view' OR orch._can_write())
           AND (owner = orch.current_owner()
                OR (need <> 'own'
                    AND EXISTS (SELECT 1 FROM orch.process_permissions pp
                                WHERE pp.process_id = _may.process_id AND pp.grantee = ANY (orch._identities())
-                                 AND (pp.can_edit OR (need = 'view' AND pp.can_view))))))
+                                 AND (pp.can_edit OR (need = 'view' AND pp.can_view))))));
+END
 $$;
 
 -- May the caller create processes of this type?

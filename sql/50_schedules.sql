@@ -1,16 +1,20 @@
 -- pg_orch: schedules
 -- A schedule's zone: the one given, else orch.timezone, else the session's TimeZone.
 CREATE FUNCTION orch._effective_time_zone(timezone text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce(timezone, nullif(current_setting('orch.timezone'), ''), current_setting('TimeZone'))
+BEGIN
+  RETURN coalesce(timezone, nullif(current_setting('orch.timezone'), ''), current_setting('TimeZone'));
+END
 $$;
 
 -- The first tick strictly after `after`, or NULL (no schedule, or none left).
 CREATE FUNCTION orch._next_run_at(schedule text, timezone text, after timestamptz) RETURNS timestamptz
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT (orch._next_run_times(schedule, timezone, after, 1))[1]
+BEGIN
+  RETURN (orch._next_run_times(schedule, timezone, after, 1))[1];
+END
 $$;
 
 -- Validates a schedule and its policies; returns the zone to store (NULL

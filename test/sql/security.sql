@@ -68,7 +68,7 @@ DELETE FROM orch.runs;
 RESET ROLE;
 
 -- Even the extension's owner cannot rewrite history.
-UPDATE orch.events SET kind = 'rewritten' WHERE process_id = 'a1';
+UPDATE orch.events SET kind = 'deleted' WHERE process_id = 'a1';
 DELETE FROM orch.events WHERE process_id = 'a1';
 
 -- Sharing: a viewer sees a shared process and may not act on it.
