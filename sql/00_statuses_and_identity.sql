@@ -31,17 +31,6 @@ LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_jwt_claims';
 -- whose name starts with "jwt:" owns nothing, and a token without "sub" is
 -- no one (it can read what is shared with its role, and write nothing).
 --
--- This and the other small helpers are PL/pgSQL, not SQL: an SQL function
--- with a SET clause is parsed again at every call, which was half the cost
--- of orch.start.
+-- C (src/pg/identity.cpp): every API call and row level security check asks.
 CREATE FUNCTION orch.current_owner() RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  claims jsonb := orch._jwt_claims();
-  role text := orch._caller();
-BEGIN
-  RETURN CASE WHEN claims IS NOT NULL THEN 'jwt:' || nullif(claims ->> 'sub', '')
-              WHEN left(role, 4) <> 'jwt:' THEN role END;
-END
-$$;
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_current_owner';

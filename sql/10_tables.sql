@@ -1,4 +1,25 @@
 -- pg_orch: tables
+-- The values checked in the tables written at every start and end of a run
+-- are domains, not table CHECKs: a domain's check is read from the catalog
+-- once per session, a table's again for every statement that writes a row
+-- (a third of the cost of writing an event, a sixth of a start).
+CREATE DOMAIN orch.process_id AS text CHECK (length(VALUE) BETWEEN 1 AND 255);
+CREATE DOMAIN orch.json_object AS jsonb CHECK (jsonb_typeof(VALUE) = 'object');
+CREATE DOMAIN orch.overlap_policy AS text CHECK (VALUE IN ('skip', 'queue', 'parallel'));
+CREATE DOMAIN orch.misfire_policy AS text CHECK (VALUE IN ('run_once', 'skip'));
+CREATE DOMAIN orch.task_kind AS text CHECK (VALUE IN ('command', 'shell', 'sql'));
+CREATE DOMAIN orch.triggered_by AS text
+  CHECK (VALUE IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR VALUE ~ '^event:.+');
+-- Every kind of event pg_orch writes, so that a new one is added here on
+-- purpose.
+CREATE DOMAIN orch.event_kind AS text CHECK (VALUE IN (
+  'type_defined', 'type_dropped', 'type_granted', 'type_revoked',
+  'created', 'upgraded', 'deleted', 'shared', 'unshared', 'started', 'stopped', 'retried',
+  'schedule_changed', 'paused', 'resumed', 'schedule_paused',
+  'scheduled_run', 'catch_up_run', 'tick_missed', 'tick_skipped', 'tick_queued',
+  'task_started', 'task_retrying', 'task_completed', 'task_failed', 'task_stopped', 'task_skipped',
+  'run_completed', 'run_failed', 'run_stopped'));
+
 -- A type's name belongs to its first definer; each definition is a version
 -- (orch.process_type_versions), and a process runs the version it was
 -- created with until orch.upgrade_process moves it.
@@ -57,10 +78,10 @@ CREATE TABLE orch.process_type_tasks (
 );
 
 CREATE TABLE orch.processes (
-  id          text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 255),
+  id          orch.process_id PRIMARY KEY,
   type        text NOT NULL REFERENCES orch.process_types (name),
   type_version integer NOT NULL,  -- what its runs run; see orch.upgrade_process
-  input_data  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input_data) = 'object'),
+  input_data  orch.json_object NOT NULL DEFAULT '{}',
   owner       text NOT NULL,
   -- sql tasks run as this role (with the claims in orch.process_claims):
   -- the creator's, never more.
@@ -68,8 +89,8 @@ CREATE TABLE orch.processes (
   -- Schedule (NULL: manual only). timezone is fixed when the schedule is set.
   schedule    text,
   timezone    text,
-  overlap_policy text NOT NULL DEFAULT 'skip' CHECK (overlap_policy IN ('skip', 'queue', 'parallel')),
-  misfire_policy text NOT NULL DEFAULT 'run_once' CHECK (misfire_policy IN ('run_once', 'skip')),
+  overlap_policy orch.overlap_policy NOT NULL DEFAULT 'skip',
+  misfire_policy orch.misfire_policy NOT NULL DEFAULT 'run_once',
   is_active   boolean NOT NULL DEFAULT true,  -- false: the schedule is paused
   next_run_at timestamptz,  -- the next tick; NULL when there is none (no schedule, or paused)
   last_run_at timestamptz,  -- when a run of this process last started
@@ -81,9 +102,11 @@ CREATE TABLE orch.processes (
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now(),
   FOREIGN KEY (type, type_version) REFERENCES orch.process_type_versions (type, version)
-);
+) WITH (fillfactor = 80);
+-- Every start and end of a run updates a process's status and current run:
+-- no index on them, and room in each page, so those updates stay HOT (no
+-- index entry written).
 CREATE INDEX ON orch.processes (type);
-CREATE INDEX ON orch.processes (status);
 -- The scheduler sleeps until the earliest tick: one index probe, never a scan.
 CREATE INDEX processes_next_run_idx ON orch.processes (next_run_at) WHERE next_run_at IS NOT NULL;
 -- ... and fires due ticks with owners taking turns (orch._fire_due_schedules).
@@ -98,13 +121,16 @@ CREATE TABLE orch.process_claims (
   claims      jsonb NOT NULL
 );
 
+-- Runs and tasks have no foreign keys: a key check is a query for each row
+-- written (for each task of a run), planned once per session, often while
+-- the table is small, as a scan of it. Only pg_orch writes them, and
+-- orch.delete_process removes a process's runs and tasks with it.
 CREATE TABLE orch.runs (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  process_id   text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,
+  process_id   text NOT NULL,
   owner        text NOT NULL,  -- copied from the process for row level security without a join
   status       orch.status NOT NULL,
-  triggered_by text NOT NULL
-    CHECK (triggered_by IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR triggered_by ~ '^event:.+'),
+  triggered_by orch.triggered_by NOT NULL,
   catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
   input_data   jsonb NOT NULL DEFAULT '{}',  -- the process's input when the run was made
   total_tasks  integer NOT NULL,
@@ -116,14 +142,14 @@ CREATE INDEX ON orch.runs (process_id, id);
 
 CREATE TABLE orch.tasks (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  run_id       bigint NOT NULL REFERENCES orch.runs (id) ON DELETE CASCADE,
+  run_id       bigint NOT NULL,
   process_id   text NOT NULL,  -- copied from the run, for listing and row level security
   owner        text NOT NULL,
   type         text NOT NULL,  -- the process's type and version, copied for the claim's
   type_version integer NOT NULL,  -- max_concurrent
   task_index   integer NOT NULL,  -- 0-based position in the type's task array
   name         text NOT NULL,
-  kind         text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
+  kind         orch.task_kind NOT NULL,
   -- What runs, fixed when the run was created: placeholders already
   -- substituted, so redefining the type never changes a run.
   command      text[],
@@ -148,12 +174,10 @@ CREATE TABLE orch.tasks (
   error_message text,
   UNIQUE (run_id, task_index)
 );
--- When the next delayed task becomes ready.
-CREATE INDEX tasks_ready_idx ON orch.tasks (ready_at, id) WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 -- The scheduler's claim: each owner's ready tasks in the order they became
--- ready, and how many each owner (and each limited type) has running: the
--- running tasks are few (at most the slots), so one small index serves both
--- (orch._claim_tasks).
+-- ready (also each owner's next delayed one), and how many each owner (and
+-- each limited type) has running: the running tasks are few (at most the
+-- slots), so one small index serves both (orch._claim_tasks).
 CREATE INDEX tasks_ready_by_owner_idx ON orch.tasks (owner, ready_at, id)
   WHERE status = 'PENDING' AND ready_at IS NOT NULL;
 CREATE INDEX tasks_active_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
@@ -180,17 +204,6 @@ CREATE TABLE orch.process_permissions (
 );
 CREATE INDEX ON orch.process_permissions (grantee);
 
--- Every kind of event pg_orch writes, so that a new one is added here on
--- purpose. (A domain, not a table CHECK: a domain's check is prepared once
--- per session, a table's is read again for every INSERT statement, which
--- was a third of the cost of writing an event.)
-CREATE DOMAIN orch.event_kind AS text CHECK (VALUE IN (
-  'type_defined', 'type_dropped', 'type_granted', 'type_revoked',
-  'created', 'upgraded', 'deleted', 'shared', 'unshared', 'started', 'stopped', 'retried',
-  'schedule_changed', 'paused', 'resumed', 'schedule_paused',
-  'scheduled_run', 'catch_up_run', 'tick_missed', 'tick_skipped', 'tick_queued',
-  'task_started', 'task_retrying', 'task_completed', 'task_failed', 'task_stopped', 'task_skipped',
-  'run_completed', 'run_failed', 'run_stopped'));
 
 -- Append-only record of what happened to processes and runs.
 CREATE TABLE orch.events (

@@ -3,26 +3,15 @@
 -- security policies (90_security.sql) say the same for reads, so a user sees
 -- through SELECT exactly what the functions let them act on.
 
--- Superusers and members of orch_admin see and manage everything.
+-- Superusers and members of orch_admin see and manage everything. (C, in
+-- src/pg/identity.cpp, as the two below: asked at every call and row.)
 CREATE FUNCTION orch._is_admin() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN (SELECT r.rolsuper OR pg_catalog.pg_has_role(r.oid, 'orch_admin', 'MEMBER')
-          FROM pg_catalog.pg_roles r WHERE r.rolname = orch._caller());
-END
-$$;
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_is_admin';
 
 -- Members of orch_user (and admins) may create and change; orch_viewer only
 -- reads; a caller without an owner name writes nothing.
 CREATE FUNCTION orch._can_write() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN orch.current_owner() IS NOT NULL
-     AND (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'orch_user', 'MEMBER'));
-END
-$$;
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'orch_can_write';
 
 -- The owner of what the caller creates, or the error that says why the
 -- caller may create nothing.

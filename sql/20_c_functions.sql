@@ -32,12 +32,14 @@ LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_check_time_zone';
 CREATE FUNCTION orch._wake_scheduler_at_commit(stop_requested boolean) RETURNS void
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_wake_scheduler_at_commit';
 
+-- No WHEN clause: the function lets a row stay in its status itself (a
+-- trigger's WHEN is read from the catalog again at every statement).
 CREATE FUNCTION orch._enforce_lifecycle() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'orch_enforce_lifecycle';
 
 CREATE TRIGGER processes_lifecycle BEFORE UPDATE OF status ON orch.processes
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();
+  FOR EACH ROW EXECUTE FUNCTION orch._enforce_lifecycle();
 CREATE TRIGGER runs_lifecycle BEFORE UPDATE OF status ON orch.runs
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();
+  FOR EACH ROW EXECUTE FUNCTION orch._enforce_lifecycle();
 CREATE TRIGGER tasks_lifecycle BEFORE UPDATE OF status ON orch.tasks
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION orch._enforce_lifecycle();
+  FOR EACH ROW EXECUTE FUNCTION orch._enforce_lifecycle();

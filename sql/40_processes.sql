@@ -90,37 +90,54 @@ BEGIN
 END
 $$;
 
--- Creates a run of a locked process from the version of its type that it
--- runs, and makes it the process's current run. Callers check whether it
--- may start.
-CREATE FUNCTION orch._start_run(proc orch.processes, triggered_by text, catch_up boolean DEFAULT false)
+-- Starts a run of process `id` if it belongs to `owner` (and, with
+-- only_if_idle, is not in progress): makes the run from the version of its
+-- type that it runs, makes it the process's current run and logs `event`.
+-- Returns the run's id, or NULL when the process did not qualify (the
+-- caller then says why). One statement, the least a start must do: the row
+-- is locked by the UPDATE, and only if it qualifies, so a caller who may not
+-- start the process never holds it up. Callers check that the caller may.
+-- No SET clause (a sixth of a start): only orch._api_start and
+-- orch._start_scheduled_run call it, and both pin search_path.
+CREATE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
+                                event orch.event_kind, event_detail jsonb)
 RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql
 AS $$
 DECLARE
   new_run_id bigint;
 BEGIN
-  INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
-  SELECT proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data, v.task_count, clock_timestamp()
-  FROM orch.process_type_versions v WHERE v.type = proc.type AND v.version = proc.type_version
-  RETURNING runs.id INTO new_run_id;
-
+  WITH proc AS (
+    UPDATE orch.processes p
+    SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
+        last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
+    RETURNING p.id, p.owner, p.type, p.type_version, p.input_data, p.current_run_id),
+  run AS (
+    INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
+           v.task_count, clock_timestamp()
+    FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
-  INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
-                          sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                          depends_on, ready_at)
-  SELECT new_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
-         CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
-              ELSE t.command END,
-         t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-         t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
-  FROM orch.process_type_tasks t WHERE t.type = proc.type AND t.version = proc.type_version;
-
-  UPDATE orch.processes p SET status = 'IN_PROGRESS', current_run_id = new_run_id,
-                              last_run_at = clock_timestamp(), updated_at = clock_timestamp()
-  WHERE p.id = proc.id;
-  PERFORM orch._wake_scheduler_at_commit(false);
+  tasks AS (
+    INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
+                            sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
+                            depends_on, ready_at)
+    SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
+           CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
+                ELSE t.command END,
+           t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
+           t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
+    FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
+  logged AS (
+    INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
+    SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
+  SELECT proc.current_run_id INTO new_run_id FROM proc;
+  IF new_run_id IS NOT NULL THEN
+    PERFORM orch._wake_scheduler_at_commit(false);
+  END IF;
   RETURN new_run_id;
 END
 $$;
@@ -132,19 +149,27 @@ DECLARE
   proc orch.processes;
   new_run_id bigint;
 BEGIN
-  proc := orch._lock_process(id);
-  IF proc.status = 'IN_PROGRESS' THEN
-    RAISE EXCEPTION 'process "%" is already in progress', id
-      USING ERRCODE = 'object_in_use', DETAIL = format('Run %s has not finished.', proc.current_run_id),
-            HINT = 'Wait for it with orch.wait() or stop it with orch.stop().';
-  END IF;
   -- SCHEDULED, RETRY and event: runs are made by pg_orch alone.
   IF triggered_by IS NULL OR triggered_by NOT IN ('MANUAL', 'API') THEN
     RAISE EXCEPTION 'invalid triggered_by "%"', triggered_by
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use MANUAL or API; other labels are set by pg_orch itself.';
   END IF;
-  new_run_id := orch._start_run(proc, triggered_by);
-  PERFORM orch._log_event('started', proc, new_run_id, jsonb_build_object('triggered_by', triggered_by));
+  -- The common case in one statement: the caller's own idle process.
+  IF orch._can_write() THEN
+    new_run_id := orch._start_run(id, orch.current_owner(), true, triggered_by, false, 'started',
+                                  jsonb_build_object('triggered_by', triggered_by));
+  END IF;
+  IF new_run_id IS NULL THEN
+    -- Anyone else's, or not startable: lock it if the caller may, and say why not.
+    proc := orch._lock_process(id);
+    IF proc.status = 'IN_PROGRESS' THEN
+      RAISE EXCEPTION 'process "%" is already in progress', id
+        USING ERRCODE = 'object_in_use', DETAIL = format('Run %s has not finished.', proc.current_run_id),
+              HINT = 'Wait for it with orch.wait() or stop it with orch.stop().';
+    END IF;
+    new_run_id := orch._start_run(proc.id, proc.owner, true, triggered_by, false, 'started',
+                                  jsonb_build_object('triggered_by', triggered_by));
+  END IF;
   RETURN new_run_id;
 END
 $$;
@@ -200,6 +225,8 @@ BEGIN
     RAISE EXCEPTION 'cannot delete process "%" while its stopped command is still being killed', id
       USING ERRCODE = 'object_in_use', HINT = 'Try again in a moment, or wait with orch.wait().';
   END IF;
+  DELETE FROM orch.tasks t USING orch.runs r WHERE r.process_id = proc.id AND t.run_id = r.id;
+  DELETE FROM orch.runs r WHERE r.process_id = proc.id;
   DELETE FROM orch.processes p WHERE p.id = proc.id;
   PERFORM orch._log_event('deleted', proc, NULL, NULL);
 END

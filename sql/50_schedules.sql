@@ -131,7 +131,8 @@ DECLARE
   message text;
 BEGIN
   BEGIN
-    new_run_id := orch._start_run(proc, 'SCHEDULED', catch_up);
+    new_run_id := orch._start_run(proc.id, proc.owner, false, 'SCHEDULED', catch_up,
+                                  CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, NULL);
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
     INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, completed_at, error_message)
@@ -142,8 +143,8 @@ BEGIN
       UPDATE orch.processes p SET status = 'FAILED', current_run_id = new_run_id, last_run_at = clock_timestamp()
       WHERE p.id = proc.id;
     END IF;
+    PERFORM orch._log_event(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc, new_run_id, NULL);
   END;
-  PERFORM orch._log_event(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc, new_run_id, NULL);
 END
 $$;
 

@@ -39,7 +39,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RETURN QUERY
-    SELECT o.id, o.type, o.status, o.run_id, o.triggered_by, o.current_task_index, o.total_tasks,
+    SELECT o.id::text, o.type, o.status, o.run_id, o.triggered_by::text, o.current_task_index, o.total_tasks,
            o.started_at, o.completed_at, o.error_message
     FROM orch.process_overview o WHERE o.id = process_state.id;
   IF NOT FOUND THEN

@@ -17,6 +17,9 @@ extern "C" {
 PG_FUNCTION_INFO_V1(orch_api);
 PG_FUNCTION_INFO_V1(orch_caller);
 PG_FUNCTION_INFO_V1(orch_jwt_claims);
+PG_FUNCTION_INFO_V1(orch_current_owner);
+PG_FUNCTION_INFO_V1(orch_is_admin);
+PG_FUNCTION_INFO_V1(orch_can_write);
 }
 
 namespace orch::pg {
@@ -64,6 +67,43 @@ FmgrInfo *body_of(FunctionCallInfo fcinfo) {
   fmgr_info_cxt(body, info, flinfo->fn_mcxt);
   flinfo->fn_extra = info;
   return info;
+}
+
+// The request's JWT claims (text; "{}" when none are set) when they are
+// honoured, else nullptr. Plain C: called inside pg_call.
+const char *honoured_jwt_claims() {
+  if (!listed(settings.jwt_roles, GetUserNameFromId(caller(), false))) return nullptr;
+  if (!jwt_claims_fixed && !listed(settings.jwt_authenticators, GetUserNameFromId(GetSessionUserId(), false)))
+    return nullptr;
+  const char *value = GetConfigOption("request.jwt.claims", true, false);
+  return value && value[0] != '\0' ? value : "{}";
+}
+
+// Who owns what the caller makes (see orch.current_owner() in
+// sql/00_statuses_and_identity.sql), or nullptr for no one. Plain C.
+const char *current_owner_name() {
+  const char *claims = honoured_jwt_claims();
+  if (claims != nullptr) {
+    LOCAL_FCINFO(call, 2);
+    InitFunctionCallInfoData(*call, nullptr, 2, InvalidOid, nullptr, nullptr);
+    call->args[0].value = DirectFunctionCall1(jsonb_in, CStringGetDatum(claims));
+    call->args[0].isnull = false;
+    call->args[1].value = CStringGetTextDatum("sub");
+    call->args[1].isnull = false;
+    Datum sub = jsonb_object_field_text(call);  // claims ->> 'sub'
+    if (call->isnull) return nullptr;
+    char *name = TextDatumGetCString(sub);
+    return name[0] == '\0' ? nullptr : psprintf("jwt:%s", name);
+  }
+  const char *role = GetUserNameFromId(caller(), false);
+  return strncmp(role, "jwt:", 4) == 0 ? nullptr : role;
+}
+
+// Is the caller a member of the role named `role` (superusers are members
+// of every role)? A missing role has no members.
+bool caller_is_member_of(const char *role) {
+  Oid role_id = get_role_oid(role, true);
+  return superuser_arg(caller()) || (OidIsValid(role_id) && is_member_of_role(caller(), role_id));
 }
 
 }  // namespace
@@ -118,17 +158,39 @@ extern "C" Datum orch_caller(PG_FUNCTION_ARGS) {
 // they are honoured, else NULL.
 extern "C" Datum orch_jwt_claims(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
-    const char *claims = pg_call([]() -> const char * {
-      if (!listed(settings.jwt_roles, GetUserNameFromId(caller(), false))) return nullptr;
-      if (!jwt_claims_fixed && !listed(settings.jwt_authenticators, GetUserNameFromId(GetSessionUserId(), false)))
-        return nullptr;
-      const char *value = GetConfigOption("request.jwt.claims", true, false);
-      return value && value[0] != '\0' ? value : "{}";
+    return pg_call([&] {
+      const char *claims = honoured_jwt_claims();
+      if (claims == nullptr) fcinfo->isnull = true;
+      return claims == nullptr ? Datum(0) : DirectFunctionCall1(jsonb_in, CStringGetDatum(claims));
     });
-    if (claims == nullptr) {
-      fcinfo->isnull = true;
-      return Datum(0);
-    }
-    return pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)); });
+  });
+}
+
+// orch.current_owner(): who owns what the caller makes, or NULL for no one.
+// C, like the two below, because every API call and every row level
+// security check asks: as PL/pgSQL they were a fifth of a start.
+extern "C" Datum orch_current_owner(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return pg_call([&] {
+      const char *owner = current_owner_name();
+      if (owner == nullptr) fcinfo->isnull = true;
+      return owner == nullptr ? Datum(0) : CStringGetTextDatum(owner);
+    });
+  });
+}
+
+// orch._is_admin(): is the caller a superuser or a member of orch_admin?
+extern "C" Datum orch_is_admin(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] { return pg_call([] { return BoolGetDatum(caller_is_member_of("orch_admin")); }); });
+}
+
+// orch._can_write(): may the caller create and change (it is someone, and
+// an admin or a member of orch_user)? orch_viewer only reads.
+extern "C" Datum orch_can_write(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return pg_call([] {
+      return BoolGetDatum(current_owner_name() != nullptr &&
+                          (caller_is_member_of("orch_admin") || caller_is_member_of("orch_user")));
+    });
   });
 }

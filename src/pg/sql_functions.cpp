@@ -127,7 +127,7 @@ const std::string &status_label(Oid value) {
 }
 
 // BEFORE UPDATE OF status trigger on processes, runs and tasks: refuses any
-// move the lifecycle (src/core/lifecycle) does not allow.
+// move the lifecycle (src/core/lifecycle) does not allow. Staying is allowed.
 extern "C" Datum orch_enforce_lifecycle(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
     bool is_task = false;
@@ -144,6 +144,7 @@ extern "C" Datum orch_enforce_lifecycle(PG_FUNCTION_ARGS) {
       to = DatumGetObjectId(heap_getattr(trigger->tg_newtuple, column, desc, &is_null));
       new_tuple = trigger->tg_newtuple;
     });
+    if (from == to) return PointerGetDatum(new_tuple);
     const std::string &from_label = status_label(from), &to_label = status_label(to);
     std::string refusal;
     if (is_task) {
