@@ -13,6 +13,12 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
 CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text) RETURNS text[]
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
 
+-- Milliseconds before the next attempt of a task that failed attempt
+-- `attempt`: retry_delay_ms * retry_backoff^(attempt - 1), growing to an
+-- hour at most (src/core/retry_backoff.hpp).
+CREATE FUNCTION orch._retry_delay_ms(retry_delay_ms bigint, retry_backoff float8, attempt integer) RETURNS bigint
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_retry_delay_ms';
+
 -- Raises unless the input can be passed as ORCH_INPUT_<KEY> variables (two
 -- keys naming one variable, a NUL byte).
 CREATE FUNCTION orch._check_input_environment(input jsonb) RETURNS void

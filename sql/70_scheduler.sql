@@ -7,8 +7,7 @@
 -- scan of them.
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
-               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
-               max_retries integer, retry_delay_ms bigint, retry_backoff float8)
+               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -67,8 +66,7 @@ BEGIN
   FROM ready WHERE t.id = ready.id
   RETURNING t.id, t.run_id, t.process_id, t.name, t.kind::text, t.command, t.shell, t.working_directory,
             t.env, CASE WHEN t.kind <> 'sql' THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
-            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt, t.max_retries,
-            (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff;
+            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt;
 END
 $$;
 
@@ -134,10 +132,12 @@ AS $$
 $$;
 
 -- Records finished attempts and moves their runs on. finished: [{"id",
--- "outcome", "retry_ms", "exit_code", "output", "truncated", "error"}, ...]
--- where outcome is COMPLETED, FAILED (no attempts left), STOPPED, or RETRY
--- (back to PENDING after retry_ms). A stopped run retries nothing. Returns
--- the runs that could not be moved on now (see _advance_runs).
+-- "ending", "exit_code", "output", "truncated", "error"}, ...], the facts
+-- (src/core/task_records.hpp): ending is exited, signaled, timed_out,
+-- stopped or spawn_failed. The task becomes COMPLETED, FAILED (no attempts
+-- left), STOPPED, or PENDING again after its retry delay; a stopped run
+-- retries nothing. Returns the runs that could not be moved on now (see
+-- _advance_runs).
 CREATE FUNCTION orch._tasks_finished(finished jsonb, wait boolean DEFAULT false)
 RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -146,10 +146,19 @@ DECLARE
   touched bigint[];
   any_failed boolean;
 BEGIN
+  -- What an attempt's ending means for its task, decided here alone: a
+  -- stopped attempt is never retried, an exit with 0 completes it, any
+  -- other ending retries it while retries are left.
   WITH f AS (
-    SELECT * FROM jsonb_to_recordset(finished)
-      AS f(id bigint, outcome text, retry_ms bigint, exit_code integer, output text, truncated boolean,
-           error text)),
+    SELECT f.*, CASE WHEN f.ending = 'stopped' THEN 'STOPPED'
+                     WHEN f.ending = 'exited' AND f.exit_code = 0 THEN 'COMPLETED'
+                     WHEN t.attempt <= t.max_retries THEN 'RETRY'
+                     ELSE 'FAILED' END AS outcome,
+           orch._retry_delay_ms((extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff, t.attempt)
+             AS retry_ms
+    FROM jsonb_to_recordset(finished)
+      AS f(id bigint, ending text, exit_code integer, output text, truncated boolean, error text)
+    JOIN orch.tasks t ON t.id = f.id),
   done AS (
     UPDATE orch.tasks t
     SET status = CASE WHEN f.outcome <> 'RETRY' THEN f.outcome
@@ -266,12 +275,10 @@ $$;
 -- What a sql task's runner needs: the statement, the run's input (its $1),
 -- and the role and JWT claims of the process's creator, as which it runs.
 CREATE FUNCTION orch._sql_task_context(task_id bigint)
-RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, timeout_ms bigint, attempt integer,
-               max_retries integer, retry_delay_ms bigint, retry_backoff float8)
+RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, timeout_ms bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.sql, r.input_data, p.created_by_role, c.claims, (extract(epoch FROM t.timeout) * 1000)::bigint,
-         t.attempt, t.max_retries, (extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff
+  SELECT t.sql, r.input_data, p.created_by_role, c.claims, (extract(epoch FROM t.timeout) * 1000)::bigint
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id JOIN orch.processes p ON p.id = r.process_id
   LEFT JOIN orch.process_claims c ON c.process_id = p.id
   WHERE t.id = task_id AND t.kind = 'sql'
@@ -303,12 +310,10 @@ $$;
 -- Tasks a previous scheduler left DISPATCHED or RUNNING (it crashed or the
 -- server stopped): the caller kills their process groups and finishes them.
 CREATE FUNCTION orch._orphaned_tasks()
-RETURNS TABLE (id bigint, pid integer, attempt integer, max_retries integer, retry_delay_ms bigint,
-               retry_backoff float8)
+RETURNS TABLE (id bigint, pid integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.id, t.pid, t.attempt, t.max_retries, (extract(epoch FROM t.retry_delay) * 1000)::bigint,
-         t.retry_backoff
+  SELECT t.id, t.pid
   FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') ORDER BY t.id
 $$;
 

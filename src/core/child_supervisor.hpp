@@ -16,10 +16,9 @@
 #include <vector>
 
 #include "core/cpp_only.hpp"
+#include "core/deadlines.hpp"
 
 namespace orch {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct SpawnRequest {
   // argv[0] is looked up in PATH (the scheduler's PATH, not env's) if it has

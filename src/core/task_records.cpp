@@ -6,28 +6,51 @@
 
 namespace orch {
 
+TaskLaunch task_launch_of(const nlohmann::json &row) {
+  TaskLaunch task;
+  task.id = row.at("id").get<std::uint64_t>();
+  task.run_id = row.at("run_id").get<std::uint64_t>();
+  task.process_id = row.at("process_id").get<std::string>();
+  task.name = row.at("name").get<std::string>();
+  task.kind = row.at("kind").get<std::string>();
+  if (!row.at("command").is_null()) task.command = row.at("command").get<std::vector<std::string>>();
+  if (!row.at("shell").is_null()) task.shell = row.at("shell").get<std::string>();
+  if (!row.at("working_directory").is_null()) task.working_directory = row.at("working_directory").get<std::string>();
+  for (const auto &[key, value] : row.at("env").items()) task.env.emplace_back(key, value.get<std::string>());
+  if (!row.at("input_data").is_null()) task.input_json = row.at("input_data").dump();
+  if (!row.at("timeout_ms").is_null()) task.timeout = std::chrono::milliseconds(row.at("timeout_ms").get<long long>());
+  task.attempt = row.at("attempt").get<int>();
+  return task;
+}
+
 nlohmann::json started_record(std::uint64_t task_id, int pid) {
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return {{"id", task_id}, {"pid", pid}, {"started_at", now}};
 }
 
-nlohmann::json finished_record(std::uint64_t task_id, const AttemptOutcome &outcome, std::optional<int> exit_code,
+nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::optional<int> exit_code,
                                const std::string &output, bool truncated, const std::string &error) {
   return {{"id", task_id},
-          {"outcome", outcome_label(outcome.outcome)},
-          {"retry_ms", outcome.retry_after.count()},
+          {"ending", ending_label(ending)},
           {"exit_code", exit_code ? nlohmann::json(*exit_code) : nlohmann::json(nullptr)},
           {"output", to_database_text(output)},
           {"truncated", truncated},
           {"error", error.empty() ? nlohmann::json(nullptr) : nlohmann::json(to_database_text(error))}};
 }
 
-TaskSpec retry_policy_of(const nlohmann::json &row) {
-  TaskSpec spec;
-  spec.max_retries = row.at("max_retries").get<int>();
-  spec.retry_delay = std::chrono::milliseconds(row.at("retry_delay_ms").get<long long>());
-  spec.retry_backoff = row.at("retry_backoff").get<double>();
-  return spec;
+nlohmann::json finished_record(const AttemptEnd &end) {
+  return finished_record(end.id, end.ending, end.exit_code, end.output, end.output_truncated, end.error);
+}
+
+std::string ending_label(Ending ending) {
+  switch (ending) {
+    case Ending::Exited: return "exited";
+    case Ending::Signaled: return "signaled";
+    case Ending::TimedOut: return "timed_out";
+    case Ending::Stopped: return "stopped";
+    case Ending::SpawnFailed: return "spawn_failed";
+  }
+  return "signaled";
 }
 
 }  // namespace orch

@@ -1,6 +1,7 @@
 // The JSON records the scheduler's SQL functions take (orch._tasks_started,
-// orch._tasks_finished) and the retry policy they hand back: one place for
-// the format, shared by the scheduler and the sql task runner.
+// orch._tasks_finished): one place for the format, shared by the scheduler
+// and the sql task runner. They carry facts (how an attempt ended); SQL
+// decides what that means for the task (orch._tasks_finished).
 #pragma once
 
 #include <cstdint>
@@ -8,23 +9,27 @@
 #include <optional>
 #include <string>
 
-#include "core/task_outcome.hpp"
-#include "core/task_spec.hpp"
+#include "core/child_supervisor.hpp"
 #include "core/cpp_only.hpp"
+#include "core/executor.hpp"
 
 namespace orch {
+
+// A row of orch._claim_tasks (as to_jsonb makes it). Throws
+// nlohmann::json::exception for a row without its fields.
+TaskLaunch task_launch_of(const nlohmann::json &row);
 
 // {"id", "pid", "started_at": Unix time now}
 nlohmann::json started_record(std::uint64_t task_id, int pid);
 
-// {"id", "outcome", "retry_ms", "exit_code", "output", "truncated", "error"};
-// output and error are made storable text (to_database_text), an empty
-// error is null.
-nlohmann::json finished_record(std::uint64_t task_id, const AttemptOutcome &outcome, std::optional<int> exit_code,
+// {"id", "ending", "exit_code", "output", "truncated", "error"}; ending is
+// ending_label(ending), exit_code is null unless given; output and error are
+// made storable text (to_database_text), an empty error is null.
+nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::optional<int> exit_code,
                                const std::string &output, bool truncated, const std::string &error);
+nlohmann::json finished_record(const AttemptEnd &end);
 
-// The retry policy of a task row with max_retries, retry_delay_ms and
-// retry_backoff (as orch._claim_tasks and orch._orphaned_tasks return).
-TaskSpec retry_policy_of(const nlohmann::json &row);
+// exited, signaled, timed_out, stopped or spawn_failed.
+std::string ending_label(Ending ending);
 
 }  // namespace orch

@@ -1,31 +1,27 @@
+#include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "core/child_supervisor.hpp"
-#include "core/interval.hpp"
+#include "core/command_executor.hpp"
+#include "core/deadlines.hpp"
 #include "core/orphaned_group.hpp"
-#include "core/placeholders.hpp"
-#include "core/task_outcome.hpp"
 #include "core/task_records.hpp"
 #include "pg/guards.hpp"
 #include "pg/scheduler.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/spi.hpp"
-#include "pg/sql_task_runner.hpp"
+#include "pg/sql_task_executor.hpp"
 
 namespace orch::pg {
 namespace {
 
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
-using std::chrono::steady_clock;
 
 // A child exited: wake up to reap it (its pipe may still be held open by a
 // grandchild, so EOF alone is not enough).
@@ -35,45 +31,14 @@ void handle_sigchld(SIGNAL_ARGS) {
   errno = saved_errno;
 }
 
-// An sql task's attempt runs in a background worker of its own (see
-// sql_task_runner.hpp); the scheduler only watches it.
-struct SqlWorker {
-  BackgroundWorkerHandle *handle;
-  std::chrono::milliseconds timeout{0};  // 0: none
-  // When the scheduler ends it, if its own statement timeout did not: the
-  // timeout plus orch.kill_grace, like SIGKILL after SIGTERM for a command.
-  std::optional<steady_clock::time_point> deadline;
-  // Set when the scheduler terminated it (TimedOut or Stopped); otherwise an
-  // exit without a record of the attempt is a failure (Signaled).
-  std::optional<Ending> ended_by_scheduler;
-};
-using SqlWorkers = std::unordered_map<std::uint64_t, SqlWorker>;
+// The executors of the running scheduler, for its exit.
+std::vector<Executor *> exiting_executors;
 
-// When the scheduler exits, its sql tasks' workers are terminated, as its
-// commands are killed: the next scheduler recovers their attempts alike.
-void terminate_sql_workers(const SqlWorkers &workers) noexcept {
-  for (const auto &[id, worker] : workers) {
-    try {
-      pg_call([&] { TerminateBackgroundWorker(worker.handle); });
-    } catch (...) {
-    }
-  }
+// Also on FATAL and postmaster death, which leave without unwinding: the
+// next scheduler recovers the attempts.
+void abandon_attempts_at_exit(int, Datum) {
+  for (Executor *executor : exiting_executors) executor->abandon_all();
 }
-
-ChildSupervisor *exiting_children = nullptr;
-SqlWorkers *exiting_sql_workers = nullptr;
-
-// Also on FATAL and postmaster death, which leave without unwinding.
-void kill_children_at_exit(int, Datum) {
-  if (exiting_children) exiting_children->kill_all();
-  if (exiting_sql_workers) terminate_sql_workers(*exiting_sql_workers);
-}
-
-// What the scheduler must remember about a launched attempt to decide its outcome.
-struct Attempt {
-  int attempt;
-  TaskSpec retry_policy;  // max_retries, retry_delay, retry_backoff
-};
 
 // Longest a launched task shows DISPATCHED before it is recorded RUNNING.
 constexpr milliseconds kStartedDelay{50};
@@ -92,52 +57,10 @@ std::string scheduler_marker() {
   });
 }
 
-// The environment of every command: a few variables of the server's own,
-// then the task's env, the run's input as ORCH_INPUT_*, then what
-// identifies it. (The task's env cannot use the ORCH_ prefix.)
-std::vector<std::string> task_environment(const Json &row, const std::string &marker) {
-  std::vector<std::string> env;
-  for (const char *name : {"HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"})
-    if (const char *value = getenv(name)) env.push_back(std::string(name) + "=" + value);
-  const char *path = getenv("PATH");
-  env.push_back(std::string("PATH=") + (path ? path : "/usr/local/bin:/usr/bin:/bin"));
-  for (const auto &[key, value] : row.at("env").items()) env.push_back(key + "=" + value.get<std::string>());
-  for (const auto &[key, value] : input_environment(row.at("input_data").dump())) env.push_back(key + "=" + value);
-  env.push_back("ORCH_PROCESS_ID=" + row.at("process_id").get<std::string>());
-  env.push_back("ORCH_RUN_ID=" + std::to_string(row.at("run_id").get<long long>()));
-  env.push_back("ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
-  env.push_back("ORCH_TASK_NAME=" + row.at("name").get<std::string>());
-  env.push_back("ORCH_ATTEMPT=" + std::to_string(row.at("attempt").get<int>()));
-  env.push_back(marker);
-  return env;
-}
-
-SpawnRequest spawn_request(const Json &row, const std::string &marker) {
-  SpawnRequest request;
-  if (row.at("kind") == "shell") {
-    request.argv = {"/bin/sh", "-c", row.at("shell").get<std::string>()};
-  } else {
-    request.argv = row.at("command").get<std::vector<std::string>>();
-  }
-  request.env = task_environment(row, marker);
-  if (!row.at("working_directory").is_null()) request.working_directory = row.at("working_directory");
-  if (!row.at("timeout_ms").is_null()) request.timeout = milliseconds(row.at("timeout_ms").get<long long>());
-  request.kill_grace = milliseconds(settings.kill_grace_ms);
-  request.max_output = static_cast<std::size_t>(settings.max_output);
-  return request;
-}
-
 class Scheduler {
  public:
-  Scheduler() {
-    exiting_children = &children_;
-    exiting_sql_workers = &sql_workers_;
-  }
-  ~Scheduler() {
-    exiting_children = nullptr;
-    exiting_sql_workers = nullptr;
-    terminate_sql_workers(sql_workers_);  // children_ kills its own
-  }
+  explicit Scheduler(const Clock &clock) : clock_(clock) { exiting_executors = {&commands_, &sql_tasks_}; }
+  ~Scheduler() { exiting_executors.clear(); }  // each executor ends its own
 
   void run() {
     if (!wait_for_extension()) return;
@@ -158,22 +81,24 @@ class Scheduler {
   // what is ready, then sleep until the next event.
   void iterate() {
     reload_config_if_asked();
-    for (FinishedChild &child : children_.poll(steady_clock::now())) record_finished(std::move(child));
-    if (!sql_workers_.empty()) poll_sql_workers(steady_clock::now());
+    commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output));
+    for (Executor *executor : executors_)
+      for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
 
     // A session committed new work: look at schedules, not only at ready tasks.
     if (std::uint32_t wakes = wake_generation(); wakes != wake_generation_seen_) {
       wake_generation_seen_ = wakes;
       schedules_wanted_ = true;
     }
+    auto now = clock_.now();
     std::uint32_t generation = stop_generation();
-    bool check_stops = generation != stop_generation_seen_ && !attempts_.empty();
-    bool fire = settings.enabled && (schedules_wanted_ || (schedule_due_ && steady_clock::now() >= *schedule_due_));
+    bool check_stops = generation != stop_generation_seen_ && !launched_.empty();
+    bool fire = settings.enabled && (schedules_wanted_ || deadlines_.is_due(Due::NextTick, now));
     bool claim = settings.enabled && (claim_wanted_ || fire) && running() < capacity();
-    bool advance = !runs_to_advance_.empty() && steady_clock::now() >= advance_due_;
+    bool advance = !runs_to_advance_.empty() && deadlines_.is_due(Due::AdvanceRuns, now);
     bool other_work = !finished_.empty() || check_stops || fire || claim || advance || !unclaimed_.empty();
-    bool started_due = !started_.empty() && steady_clock::now() >= started_due_;
-    std::vector<Json> claimed;
+    bool started_due = !started_.empty() && deadlines_.is_due(Due::RecordStarted, now);
+    std::vector<TaskLaunch> claimed;
     if (other_work || started_due) {
       in_transaction([&] {
         // Launches are recorded without waiting for the WAL flush: the
@@ -184,15 +109,14 @@ class Scheduler {
         if (!started_.empty()) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
         if (advance) advance_runs();
         if (!unclaimed_.empty()) unclaim(unclaimed_);
-        if (!finished_.empty())
-          defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
-                           {finished_.dump()}));
-        if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {active_ids()}));
+        if (!finished_.empty()) record_finished(finished_);
+        if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {launched_ids()}));
         if (fire) fire_due_schedules();
         if (claim) claimed = claim_tasks();
       });
       if (fire) schedules_wanted_ = false;
       started_ = Json::array();
+      deadlines_.clear(Due::RecordStarted);
       finished_ = Json::array();
       unclaimed_.clear();
       if (check_stops) stop_generation_seen_ = generation;
@@ -210,12 +134,27 @@ class Scheduler {
     return settings.max_tasks_per_owner > 0 ? settings.max_tasks_per_owner
                                             : std::max(1, settings.max_concurrent_tasks / 2);
   }
+  // Every executor's attempts count alike against orch.max_concurrent_tasks.
+  std::size_t running() const {
+    std::size_t count = 0;
+    for (const Executor *executor : executors_) count += executor->running();
+    return count;
+  }
+  Executor &executor_for(const TaskLaunch &task) {
+    return task.kind == "sql" ? static_cast<Executor &>(sql_tasks_) : commands_;
+  }
+
+  // Records attempts' ends (SQL decides what they mean) and defers the runs
+  // whose process row a user holds.
+  void record_finished(const Json &finished) {
+    defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text", {finished.dump()}));
+  }
 
   // Runs that could not be moved on because a user's transaction holds their
   // process's row: tried again a little later, never waited for.
   void defer_runs(const std::vector<std::string> &ids) {
     if (ids.empty()) return;
-    if (runs_to_advance_.empty()) advance_due_ = steady_clock::now() + kAdvanceRetryDelay;
+    deadlines_.set_if_unset(Due::AdvanceRuns, clock_.now() + kAdvanceRetryDelay);
     for (const std::string &id : ids) runs_to_advance_.insert(std::stoull(id));
   }
 
@@ -223,6 +162,7 @@ class Scheduler {
     std::vector<std::string> ids;
     for (std::uint64_t id : runs_to_advance_) ids.push_back(std::to_string(id));
     runs_to_advance_.clear();
+    deadlines_.clear(Due::AdvanceRuns);
     defer_runs(query("SELECT unnest(orch._advance_runs($1::pg_catalog.int8[], true, false))::pg_catalog.text",
                      {id_array(ids)}));
   }
@@ -235,8 +175,10 @@ class Scheduler {
 
   void note_next_ready() {
     std::vector<std::string> next = query("SELECT orch._ms_until_next_ready()::pg_catalog.text");
-    next_ready_ms_ = next.empty() || next[0].empty() ? -1 : std::stoll(next[0]);
-    next_ready_from_ = steady_clock::now();
+    if (next.empty() || next[0].empty())
+      deadlines_.clear(Due::NextReady);
+    else
+      deadlines_.set(Due::NextReady, clock_.now() + milliseconds(std::stoll(next[0])));
   }
 
   // An SQL array literal of ids.
@@ -245,183 +187,80 @@ class Scheduler {
     for (const std::string &id : ids) text += (text.size() > 1 ? "," : "") + id;
     return text + "}";
   }
-  // Commands and sql tasks count alike against orch.max_concurrent_tasks.
-  std::size_t running() const { return children_.running() + sql_workers_.size(); }
 
   // Starts the runs whose tick has come and notes when the next tick is.
   void fire_due_schedules() {
     std::vector<std::string> next = query("SELECT orch._fire_due_schedules()::pg_catalog.text");
-    schedule_due_.reset();
-    if (!next.empty() && !next[0].empty())
-      schedule_due_ = steady_clock::now() + milliseconds(std::max(1LL, std::stoll(next[0])));
+    if (next.empty() || next[0].empty())
+      deadlines_.clear(Due::NextTick);
+    else
+      deadlines_.set(Due::NextTick, clock_.now() + milliseconds(std::max(1LL, std::stoll(next[0]))));
   }
 
-  std::vector<Json> claim_tasks() {
+  std::vector<TaskLaunch> claim_tasks() {
     std::size_t free_slots = capacity() - running();
-    std::vector<Json> rows;
+    std::vector<TaskLaunch> tasks;
     for (const std::string &text :
          query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer, $2::integer) c",
                {std::to_string(free_slots), std::to_string(per_owner())}))
-      rows.push_back(Json::parse(text));
+      tasks.push_back(task_launch_of(Json::parse(text)));
     // Nothing else is ready now: note when the next delayed retry is.
-    if (rows.size() < free_slots) note_next_ready();
-    return rows;
+    if (tasks.size() < free_slots) note_next_ready();
+    return tasks;
   }
 
-  // Spawns the claimed tasks. Their RUNNING status and pid are recorded with
-  // the next transaction, or after kStartedDelay at the latest, so a burst of
-  // short tasks costs one transaction per batch, not two.
-  void launch(const std::vector<Json> &claimed) {
-    if (claimed.empty()) return;
-    auto now = steady_clock::now();
-    if (started_.empty()) started_due_ = now + kStartedDelay;
-    for (const Json &row : claimed) {
-      auto id = row.at("id").get<std::uint64_t>();
-      attempts_[id] = Attempt{row.at("attempt").get<int>(), retry_policy_of(row)};
-      if (row.at("kind") == "sql") {
-        launch_sql(id, row, now);
-        continue;
+  // Hands the claimed tasks to their executors. Commands' RUNNING status and
+  // pid are recorded with the next transaction, or after kStartedDelay at
+  // the latest, so a burst of short tasks costs one transaction per batch,
+  // not two.
+  void launch(const std::vector<TaskLaunch> &claimed) {
+    for (const TaskLaunch &task : claimed) {
+      Launch launch = executor_for(task).launch(task, clock_.now());
+      switch (launch.status) {
+        case LaunchStatus::Running:
+          started_.push_back(started_record(task.id, launch.pid));
+          deadlines_.set_if_unset(Due::RecordStarted, clock_.now() + kStartedDelay);
+          launched_.insert(task.id);
+          break;
+        case LaunchStatus::RecordsItself:
+        case LaunchStatus::Failed:  // the executor's next poll() reports it
+          launched_.insert(task.id);
+          break;
+        case LaunchStatus::NoSlot:  // the task waits its turn
+          unclaimed_.push_back(std::to_string(task.id));
+          break;
       }
-      int pid = 0;
-      try {
-        pid = children_.spawn(id, spawn_request(row, marker_), now);
-      } catch (const std::exception &e) {
-        // A request the supervisor refuses (say, a NUL byte) fails the task, not the worker.
-        record(id, Ending::SpawnFailed, -1, "", false, e.what());
-        continue;
-      }
-      if (pid > 0) started_.push_back(started_record(id, pid));
     }
   }
 
-  // Starts the worker of an sql task. It records the attempt RUNNING and its
-  // outcome itself; the scheduler records it only if the worker ends without.
-  void launch_sql(std::uint64_t id, const Json &row, steady_clock::time_point now) {
-    BackgroundWorkerHandle *handle = start_sql_task_worker(id, row.at("attempt").get<int>());
-    if (handle == nullptr) {
-      // Every slot is taken (max_worker_processes): the task waits its turn.
-      attempts_.erase(id);
-      unclaimed_.push_back(std::to_string(id));
-      return;
-    }
-    SqlWorker worker{handle};
-    if (!row.at("timeout_ms").is_null()) {
-      worker.timeout = milliseconds(row.at("timeout_ms").get<long long>());
-      if (worker.timeout.count() > 0) worker.deadline = now + worker.timeout + milliseconds(settings.kill_grace_ms);
-    }
-    // An entry left for this id is an earlier attempt whose worker recorded
-    // its retry and is exiting: nothing is left to record for it.
-    if (auto left = sql_workers_.find(id); left != sql_workers_.end()) {
-      free_handle(left->second.handle);
-      sql_workers_.erase(left);
-    }
-    sql_workers_.emplace(id, worker);
-  }
-
-  // Applies the sql workers' deadlines and records the attempts of those
-  // that exited. A worker that recorded its attempt leaves the task neither
-  // DISPATCHED nor RUNNING, so orch._tasks_finished ignores this record.
-  void poll_sql_workers(steady_clock::time_point now) {
-    for (auto it = sql_workers_.begin(); it != sql_workers_.end();) {
-      SqlWorker &worker = it->second;
-      if (!worker.ended_by_scheduler && worker.deadline && now >= *worker.deadline) {
-        terminate(worker);
-        worker.ended_by_scheduler = Ending::TimedOut;
-      }
-      if (!has_exited(worker)) {
-        ++it;
-        continue;
-      }
-      std::uint64_t id = it->first;
-      SqlWorker exited = worker;
-      it = sql_workers_.erase(it);
-      free_handle(exited.handle);
-      Ending ending = exited.ended_by_scheduler.value_or(Ending::Signaled);
-      std::string error = ending == Ending::Stopped    ? "stopped"
-                           : ending == Ending::TimedOut ? "timed out after " + format_interval(exited.timeout)
-                                                        : "the sql task's worker exited without recording a result";
-      record(id, ending, -1, "", false, error);
-    }
-  }
-
-  static bool has_exited(const SqlWorker &worker) {
-    return pg_call([&] {
-      pid_t pid;
-      return GetBackgroundWorkerPid(worker.handle, &pid) == BGWH_STOPPED;
-    });
-  }
-
-  // Its statement ends at the next interrupt check and its transaction is
-  // rolled back; has_exited() tells when it is gone.
-  static void terminate(const SqlWorker &worker) {
-    pg_call([&] { TerminateBackgroundWorker(worker.handle); });
-  }
-
-  static void free_handle(BackgroundWorkerHandle *handle) {
-    pg_call([&] { pfree(handle); });
-  }
-
-  void record_finished(FinishedChild child) {
-    record(child.id, child.ending, child.exit_code, child.output, child.output_truncated, child.error);
-  }
-
-  void record(std::uint64_t id, Ending ending, int exit_code, const std::string &output, bool truncated,
-              const std::string &error) {
-    auto found = attempts_.find(id);
-    if (found == attempts_.end()) return;
-    AttemptOutcome outcome = decide_outcome(ending, exit_code, found->second.attempt, found->second.retry_policy);
-    finished_.push_back(finished_record(id, outcome, ending == Ending::Exited ? std::optional<int>(exit_code)
-                                                                             : std::nullopt,
-                                        output, truncated, error));
-    attempts_.erase(found);
+  void record(const AttemptEnd &end) {
+    if (launched_.erase(end.id) == 0) return;
+    finished_.push_back(finished_record(end));
     claim_wanted_ = true;  // a slot is free and dependents may be ready
   }
 
-  std::string active_ids() const {
+  std::string launched_ids() const {
     std::vector<std::string> ids;
-    for (const auto &[id, attempt] : attempts_) ids.push_back(std::to_string(id));
+    for (std::uint64_t id : launched_) ids.push_back(std::to_string(id));
     return id_array(ids);
   }
 
   void stop_tasks(const std::vector<std::string> &ids) {
-    auto now = steady_clock::now();
-    for (const std::string &text : ids) {
-      std::uint64_t id = std::stoull(text);
-      if (auto sql = sql_workers_.find(id); sql != sql_workers_.end()) {
-        // Recorded STOPPED once its worker is gone (a timed-out one stays TimedOut).
-        if (!sql->second.ended_by_scheduler) {
-          terminate(sql->second);
-          sql->second.ended_by_scheduler = Ending::Stopped;
-        }
-      } else {
-        children_.stop(id, now);
-      }
-    }
+    for (const std::string &text : ids)
+      for (Executor *executor : executors_) executor->stop(std::stoull(text), clock_.now());
   }
 
   // Sleeps until the latch is set (start/stop committed, child exited,
-  // SIGTERM/SIGHUP), a child writes output, a deadline passes, or the safety
-  // net interval ends.
+  // worker started or exited, SIGTERM/SIGHUP), an executor's descriptor is
+  // readable, the earliest deadline passes, or the safety net interval ends.
   void wait_for_event() {
-    auto now = steady_clock::now();
-    long timeout = settings.poll_interval_ms;
-    if (auto deadline = children_.next_deadline())
-      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*deadline - now).count());
-    for (const auto &[id, worker] : sql_workers_)
-      if (worker.deadline && !worker.ended_by_scheduler)
-        timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*worker.deadline - now).count());
-    if (!started_.empty())
-      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(started_due_ - now).count());
-    if (schedule_due_)
-      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(*schedule_due_ - now).count());
-    if (!runs_to_advance_.empty())
-      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(advance_due_ - now).count());
-    if (next_ready_ms_ >= 0) {
-      auto due = next_ready_from_ + milliseconds(next_ready_ms_);
-      timeout = std::min<long>(timeout, std::chrono::ceil<milliseconds>(due - now).count());
+    std::optional<SteadyTime> deadline = deadlines_.earliest();
+    std::vector<int> fds;
+    for (const Executor *executor : executors_) {
+      if (auto at = executor->next_deadline(); at && (!deadline || *at < *deadline)) deadline = at;
+      for (int fd : executor->descriptors()) fds.push_back(fd);
     }
-    timeout = std::max(timeout, 0L);
-    std::vector<int> fds = children_.watched_fds();
+    long timeout = Deadlines::sleep_ms(deadline, clock_.now(), milliseconds(settings.poll_interval_ms));
     int events = pg_call([&] {
       WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, static_cast<int>(fds.size()) + 2);
       AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
@@ -439,7 +278,7 @@ class Scheduler {
     if (events & WL_TIMEOUT) schedules_wanted_ = true;  // the safety net
     if (events & (WL_LATCH_SET | WL_TIMEOUT)) {
       claim_wanted_ = true;
-      next_ready_ms_ = -1;
+      deadlines_.clear(Due::NextReady);
     }
   }
 
@@ -484,15 +323,11 @@ class Scheduler {
         Json row = Json::parse(text);
         if (!row.at("pid").is_null())
           kill_orphaned_group(row.at("pid").get<int>(), "ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
-        AttemptOutcome outcome =
-            decide_outcome(Ending::Signaled, -1, row.at("attempt").get<int>(), retry_policy_of(row));
-        finished.push_back(finished_record(row.at("id").get<std::uint64_t>(), outcome, std::nullopt, "", false,
+        finished.push_back(finished_record(row.at("id").get<std::uint64_t>(), Ending::Signaled, std::nullopt, "", false,
                                            "the scheduler stopped while the task was running (server crash or "
                                            "restart); its process group was killed"));
       }
-      if (!finished.empty())
-        defer_runs(query("SELECT unnest(orch._tasks_finished($1::pg_catalog.jsonb))::pg_catalog.text",
-                         {finished.dump()}));
+      if (!finished.empty()) record_finished(finished);
       // Runs a previous scheduler could not move on yet (it remembered them only in memory).
       defer_runs(query(kRunsInProgress));
     });
@@ -514,23 +349,21 @@ class Scheduler {
     return true;
   }
 
+  const Clock &clock_;
   const std::string marker_ = scheduler_marker();
-  ChildSupervisor children_;
-  SqlWorkers sql_workers_;  // sql tasks' workers not yet seen to exit
-  std::unordered_map<std::uint64_t, Attempt> attempts_;  // launched, not yet recorded
-  Json started_ = Json::array();                         // launched; RUNNING not yet recorded
-  steady_clock::time_point started_due_;                 // record them by then
-  Json finished_ = Json::array();                        // recorded at the next transaction
-  std::set<std::uint64_t> runs_to_advance_;              // see defer_runs
-  std::vector<std::string> unclaimed_;                   // claimed sql tasks no worker slot was free for
-  steady_clock::time_point advance_due_;
+  CommandExecutor commands_{marker_};
+  SqlTaskExecutor sql_tasks_;
+  const std::vector<Executor *> executors_{&commands_, &sql_tasks_};
+  Deadlines deadlines_;
+  std::set<std::uint64_t> launched_;  // handed to an executor, end not yet recorded
+  Json started_ = Json::array();      // launched commands; RUNNING not yet recorded
+  Json finished_ = Json::array();     // recorded at the next transaction
+  std::set<std::uint64_t> runs_to_advance_;  // see defer_runs
+  std::vector<std::string> unclaimed_;       // claimed tasks no worker slot was free for
   bool claim_wanted_ = true;
-  bool schedules_wanted_ = true;                       // look for due ticks at the next turn
-  std::optional<steady_clock::time_point> schedule_due_;  // the next tick, if any
+  bool schedules_wanted_ = true;  // look for due ticks at the next turn
   std::uint32_t stop_generation_seen_ = 0;
   std::uint32_t wake_generation_seen_ = 0;
-  long long next_ready_ms_ = -1;  // -1: no delayed task known
-  steady_clock::time_point next_ready_from_;
 };
 
 }  // namespace
@@ -550,10 +383,11 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   // other wait appear, it fails the turn (logged, tried again) instead of
   // stalling every user.
   SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
-  before_shmem_exit(kill_children_at_exit, 0);
+  before_shmem_exit(abandon_attempts_at_exit, 0);
   cpp_entry([] {
     pg_call([] { register_scheduler(); });
-    Scheduler scheduler;
+    orch::SteadyClock clock;
+    Scheduler scheduler(clock);
     scheduler.run();
   });
   proc_exit(0);

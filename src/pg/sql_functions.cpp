@@ -8,6 +8,7 @@
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
 #include "core/placeholders.hpp"
+#include "core/retry_backoff.hpp"
 #include "core/run_plan.hpp"
 #include "core/task_spec.hpp"
 #include "pg/guards.hpp"
@@ -22,6 +23,7 @@ PG_FUNCTION_INFO_V1(orch_input_data);
 PG_FUNCTION_INFO_V1(orch_parse_process_type);
 PG_FUNCTION_INFO_V1(orch_substitute_placeholders);
 PG_FUNCTION_INFO_V1(orch_check_input_environment);
+PG_FUNCTION_INFO_V1(orch_retry_delay_ms);
 PG_FUNCTION_INFO_V1(orch_wake_scheduler_at_commit);
 PG_FUNCTION_INFO_V1(orch_enforce_lifecycle);
 }
@@ -105,6 +107,15 @@ extern "C" Datum orch_check_input_environment(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
     (void)orch::input_environment(jsonb_arg(fcinfo, 0));
     return Datum(0);
+  });
+}
+
+extern "C" Datum orch_retry_delay_ms(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    orch::TaskSpec policy;
+    policy.retry_delay = std::chrono::milliseconds(PG_GETARG_INT64(0));
+    policy.retry_backoff = PG_GETARG_FLOAT8(1);
+    return Int64GetDatum(orch::retry_delay_for(policy, PG_GETARG_INT32(2)).count());
   });
 }
 

@@ -1,7 +1,6 @@
 // Core headers come first: they refuse to be included after postgres.h.
 #include "core/error.hpp"
 #include "core/interval.hpp"
-#include "core/task_outcome.hpp"
 #include "core/task_records.hpp"
 
 #include <algorithm>
@@ -54,9 +53,7 @@ static_assert(sizeof(SqlTaskArgs) <= BGW_EXTRALEN, "bgw_extra too small");
 constexpr const char *kContextQuery = R"SQL(
   SELECT jsonb_build_object(
            'run_in_progress', r.status = 'IN_PROGRESS', 'sql', c.sql, 'input', c.input_data::text,
-           'role', c.role_name, 'claims', c.jwt_claims::text, 'timeout_ms', c.timeout_ms,
-           'attempt', c.attempt, 'max_retries', c.max_retries, 'retry_delay_ms', c.retry_delay_ms,
-           'retry_backoff', c.retry_backoff)::text
+           'role', c.role_name, 'claims', c.jwt_claims::text, 'timeout_ms', c.timeout_ms)::text
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id CROSS JOIN LATERAL orch._sql_task_context(t.id) c
   WHERE t.id = $1::bigint AND t.status = 'DISPATCHED' AND t.attempt = $2::integer
   FOR UPDATE OF t
@@ -412,13 +409,12 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
       std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
       if (rows.empty()) return;  // recorded or taken back already: nothing to do
       Json fields = Json::parse(rows[0]);
-      TaskSpec policy = retry_policy_of(fields);
       std::string role = fields.at("role").get<std::string>();
       std::string refusal;
       Oid role_oid = pg_call([&] { return get_role_oid(role.c_str(), true); });
       if (!fields.at("run_in_progress").get<bool>()) {
         // Stopped before it could start: no SQL runs.
-        record_finished(finished_record(task_id, {Outcome::Stopped}, std::nullopt, "", false, "stopped"));
+        record_finished(finished_record(task_id, Ending::Stopped, std::nullopt, "", false, "stopped"));
         return;
       }
       if (!OidIsValid(role_oid))
@@ -427,8 +423,7 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
         refusal = "sql tasks never run as a superuser, and the process was created by superuser " + orch::quote(role) +
                   "; create the process as an ordinary role, for example after SET ROLE";
       if (!refusal.empty()) {
-        record_finished(finished_record(task_id, decide_outcome(Ending::SpawnFailed, -1, attempt, policy), std::nullopt,
-                                        "", false, refusal));
+        record_finished(finished_record(task_id, Ending::SpawnFailed, std::nullopt, "", false, refusal));
         return;
       }
       int pid = pg_call([] { return MyProcPid; });
@@ -444,24 +439,22 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
 
   in_transaction([&] {
     apply_creator_settings(context.role);
-    TaskSpec policy = retry_policy_of(fields);
     long long timeout_ms = fields.at("timeout_ms").is_null() ? 0 : fields.at("timeout_ms").get<long long>();
     auto started = steady_clock::now();
     SqlResult result =
         run_statement(fields.at("sql").get<std::string>(), fields.at("input").get<std::string>(), timeout_ms);
     if (result.ok) {
       std::string output = result.returned_rows ? result.output : rows_affected(result);
-      record_as_creator(task_id, finished_record(task_id, decide_outcome(Ending::Exited, 0, attempt, policy), 0, output,
-                                                 result.truncated, ""));
+      record_as_creator(task_id, finished_record(task_id, Ending::Exited, 0, output, result.truncated, ""));
     } else {
-      // A cancel after the timeout is the timeout's (a user's cancel comes
-      // sooner); the margin absorbs the timer's wall clock against ours.
+      // A failed statement is an exit without a code. A cancel after the
+      // timeout is the timeout's (a user's cancel comes sooner); the margin
+      // absorbs the timer's wall clock against ours.
       bool timed_out = timeout_ms > 0 && result.sqlstate == ERRCODE_QUERY_CANCELED &&
                        steady_clock::now() - started >= milliseconds(timeout_ms) - milliseconds(20);
       std::string error = timed_out ? "timed out after " + format_interval(milliseconds(timeout_ms)) : result.error;
       Ending ending = timed_out ? Ending::TimedOut : Ending::Exited;
-      record_as_creator(task_id, finished_record(task_id, decide_outcome(ending, 1, attempt, policy), std::nullopt, "",
-                                                 false, error));
+      record_as_creator(task_id, finished_record(task_id, ending, std::nullopt, "", false, error));
     }
   });
 }

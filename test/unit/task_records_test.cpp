@@ -5,7 +5,6 @@
 #include <chrono>
 #include <string>
 
-using namespace std::chrono_literals;
 using namespace std::string_literals;
 
 TEST(TaskRecords, StartedCarriesIdPidAndTheTimeNow) {
@@ -18,20 +17,20 @@ TEST(TaskRecords, StartedCarriesIdPidAndTheTimeNow) {
 }
 
 TEST(TaskRecords, FinishedIsTheFormatOfTasksFinished) {
-  nlohmann::json retry = orch::finished_record(7, {orch::Outcome::Retry, 1500ms}, 3, "out\0put"s, true, "");
-  EXPECT_EQ(retry.dump(),
-            "{\"error\":null,\"exit_code\":3,\"id\":7,\"outcome\":\"RETRY\",\"output\":\"out\xEF\xBF\xBDput\",\"retry_ms\":1500,"
+  nlohmann::json exited = orch::finished_record(7, orch::Ending::Exited, 3, "out\0put"s, true, "");
+  EXPECT_EQ(exited.dump(),
+            "{\"ending\":\"exited\",\"error\":null,\"exit_code\":3,\"id\":7,\"output\":\"out\xEF\xBF\xBDput\","
             "\"truncated\":true}");
-  nlohmann::json failed = orch::finished_record(8, {orch::Outcome::Failed}, std::nullopt, "", false, "timed out");
-  EXPECT_TRUE(failed.at("exit_code").is_null());
-  EXPECT_EQ(failed.at("error"), "timed out");
-  EXPECT_EQ(failed.at("outcome"), "FAILED");
+  nlohmann::json timed_out = orch::finished_record(8, orch::Ending::TimedOut, std::nullopt, "", false, "timed out");
+  EXPECT_TRUE(timed_out.at("exit_code").is_null());
+  EXPECT_EQ(timed_out.at("error"), "timed out");
+  EXPECT_EQ(timed_out.at("ending"), "timed_out");
 }
 
-TEST(TaskRecords, RetryPolicyFromARow) {
-  orch::TaskSpec spec = orch::retry_policy_of({{"max_retries", 3}, {"retry_delay_ms", 250}, {"retry_backoff", 2.0}});
-  EXPECT_EQ(spec.max_retries, 3);
-  EXPECT_EQ(spec.retry_delay, 250ms);
-  EXPECT_EQ(spec.retry_backoff, 2.0);
-  EXPECT_THROW(orch::retry_policy_of({{"max_retries", 3}}), nlohmann::json::exception);
+TEST(TaskRecords, EveryEndingHasTheLabelOrchTasksFinishedReads) {
+  EXPECT_EQ(orch::ending_label(orch::Ending::Exited), "exited");
+  EXPECT_EQ(orch::ending_label(orch::Ending::Signaled), "signaled");
+  EXPECT_EQ(orch::ending_label(orch::Ending::TimedOut), "timed_out");
+  EXPECT_EQ(orch::ending_label(orch::Ending::Stopped), "stopped");
+  EXPECT_EQ(orch::ending_label(orch::Ending::SpawnFailed), "spawn_failed");
 }
