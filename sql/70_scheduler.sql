@@ -108,8 +108,9 @@ $$;
 
 -- started: [{"id": task id, "pid": pid, "started_at": Unix time of the spawn}, ...]
 CREATE FUNCTION orch._tasks_started(started jsonb) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   WITH s AS (
     UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = to_timestamp(s.started_at)
     FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, started_at float8)
@@ -119,6 +120,7 @@ AS $$
   SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
          jsonb_build_object('task', s.name, 'attempt', s.attempt, 'pid', s.pid)
   FROM s;
+END
 $$;
 
 -- Of the given tasks, those whose run was stopped, or whose row is gone:

@@ -128,6 +128,14 @@ UPDATE orch.processes SET status = 'PENDING' WHERE id = 'hello';
 -- The hostile input stayed one argument: no file was created.
 SELECT count(*) AS pwned FROM pg_ls_dir('/tmp') AS f WHERE f = 'pg_orch_pwned';
 
+-- The delay before retry n: retry_delay * retry_backoff^(n - 1), an hour at
+-- most (orch._tasks_finished decides retries with it).
+SELECT orch._retry_delay_ms(1000, 2, 1) AS first, orch._retry_delay_ms(1000, 2, 3) AS third,
+       orch._retry_delay_ms(1000, 2, 50) AS capped, orch._retry_delay_ms(7200000, 2, 3) AS long_as_written;
+
+-- Deleting a process takes its runs and tasks along (they have no foreign
+-- keys: orch.delete_process removes them).
 SELECT orch.delete_process(id) FROM orch.processes ORDER BY id;
 SELECT count(*) AS runs_left FROM orch.runs;
+SELECT count(*) AS tasks_left FROM orch.tasks;
 DROP FUNCTION wait_for_task(text, text, orch.task_status);
