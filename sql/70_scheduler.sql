@@ -210,6 +210,7 @@ AS $$
 DECLARE
   requested bigint[] := run_ids;
   skipped integer;
+  queued boolean;
 BEGIN
   IF wait THEN
     PERFORM 1 FROM orch.processes p
@@ -219,12 +220,14 @@ BEGIN
                      WHERE r.id = ANY (requested) FOR UPDATE OF p SKIP LOCKED);
   END IF;
 
+  -- Each statement starts from the runs asked for (unnest, then the
+  -- primary key): a generic plan of "r.id = ANY ($1)" scans every run.
   WHILE look_for_skips LOOP
     WITH s AS (
       UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
              error_message = 'a task it depends on did not complete'
-      FROM orch.runs r
-      WHERE r.id = t.run_id AND r.id = ANY (run_ids) AND r.status = 'IN_PROGRESS'
+      FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
+      WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS'
         AND t.status = 'PENDING'
         AND EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                       AND d.status IN ('FAILED', 'SKIPPED', 'STOPPED'))
@@ -237,8 +240,8 @@ BEGIN
   END LOOP;
 
   UPDATE orch.tasks t SET ready_at = clock_timestamp()
-  FROM orch.runs r
-  WHERE r.id = t.run_id AND r.id = ANY (run_ids) AND r.status = 'IN_PROGRESS'
+  FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
+  WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS'
     AND t.status = 'PENDING' AND t.ready_at IS NULL
     AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                       AND d.status <> 'COMPLETED');
@@ -248,8 +251,8 @@ BEGIN
            bool_and(t.status = 'COMPLETED') AS all_completed,
            (array_agg(format('task "%s" failed: %s', t.name, t.error_message) ORDER BY t.completed_at, t.task_index)
               FILTER (WHERE t.status = 'FAILED'))[1] AS first_error
-    FROM orch.runs r JOIN orch.tasks t ON t.run_id = r.id
-    WHERE r.id = ANY (run_ids) AND r.status = 'IN_PROGRESS'
+    FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
+    WHERE r.status = 'IN_PROGRESS'
     GROUP BY r.id
     HAVING bool_and(t.status NOT IN ('PENDING', 'DISPATCHED', 'RUNNING'))),
   ended AS (
@@ -262,12 +265,13 @@ BEGIN
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
     SELECT 'pg_orch scheduler', e.owner, e.process_id, e.id, 'run_' || lower(e.status::text),
            jsonb_build_object('error', e.error_message)
-    FROM ended e)
-  UPDATE orch.processes p SET status = e.status, updated_at = clock_timestamp()
-  FROM ended e WHERE p.id = e.process_id AND p.current_run_id = e.id;
-
-  IF EXISTS (SELECT 1 FROM orch.runs r JOIN orch.processes p ON p.id = r.process_id
-             WHERE r.id = ANY (run_ids) AND p.run_queued) THEN
+    FROM ended e),
+  moved AS (
+    UPDATE orch.processes p SET status = e.status, updated_at = clock_timestamp()
+    FROM ended e WHERE p.id = e.process_id AND p.current_run_id = e.id
+    RETURNING p.run_queued)
+  SELECT bool_or(m.run_queued) INTO queued FROM moved m;
+  IF queued THEN  -- overlap 'queue': a tick waited for one of these runs
     PERFORM orch._start_queued_runs(run_ids);
   END IF;
   RETURN ARRAY(SELECT unnest(requested) EXCEPT SELECT unnest(run_ids));
