@@ -6,7 +6,7 @@
 -- privilege granted on it, along.
 CREATE SCHEMA orch;
 
--- Statuses (DESIGN.md). Legal moves are checked by one trigger function that
+-- Statuses (README, "Statuses"). Legal moves are checked by one trigger function that
 -- asks src/core/lifecycle, so no code path can take an illegal step.
 CREATE TYPE orch.status AS ENUM ('PENDING', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'STOPPED');
 CREATE TYPE orch.task_status AS ENUM

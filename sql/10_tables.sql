@@ -192,7 +192,7 @@ CREATE TABLE orch.process_type_grants (
   PRIMARY KEY (type, grantee)
 );
 
--- Sharing one process with another owner or role (seed 004 task_permissions).
+-- Sharing one process with another owner or role.
 CREATE TABLE orch.process_permissions (
   process_id  text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,
   grantee     text NOT NULL,
@@ -218,21 +218,14 @@ CREATE TABLE orch.events (
 );
 CREATE INDEX ON orch.events (process_id, id);
 
-CREATE FUNCTION orch._log(kind text, owner text, process_id text, run_id bigint, detail jsonb) RETURNS void
+-- Writes one event. (The scheduler's set-based paths insert theirs in the
+-- statement that made them.)
+CREATE FUNCTION orch._log(kind orch.event_kind, owner text, process_id text, run_id bigint, detail jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
   VALUES (owner, process_id, run_id, kind, detail);
-END
-$$;
-
-CREATE FUNCTION orch._log_event(kind text, proc orch.processes, run_id bigint, detail jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
-  VALUES (proc.owner, proc.id, run_id, kind, detail);
 END
 $$;
 

@@ -58,7 +58,7 @@ BEGIN
   IF schedule IS NOT NULL THEN
     PERFORM orch._wake_scheduler_at_commit(false);
   END IF;
-  PERFORM orch._log_event('created', result, NULL, jsonb_build_object('type', type, 'version', result.type_version,
+  PERFORM orch._log('created', result.owner, result.id, NULL, jsonb_build_object('type', type, 'version', result.type_version,
                                                                       'schedule', schedule));
   RETURN result;
 END
@@ -199,7 +199,7 @@ BEGIN
       updated_at = now()
   WHERE p.id = proc.id;
   PERFORM orch._wake_scheduler_at_commit(true);
-  PERFORM orch._log_event('stopped', proc, proc.current_run_id, NULL);
+  PERFORM orch._log('stopped', proc.owner, proc.id, proc.current_run_id, NULL);
   RETURN proc.current_run_id;
 END
 $$;
@@ -228,7 +228,7 @@ BEGIN
   DELETE FROM orch.tasks t USING orch.runs r WHERE r.process_id = proc.id AND t.run_id = r.id;
   DELETE FROM orch.runs r WHERE r.process_id = proc.id;
   DELETE FROM orch.processes p WHERE p.id = proc.id;
-  PERFORM orch._log_event('deleted', proc, NULL, NULL);
+  PERFORM orch._log('deleted', proc.owner, proc.id, NULL, NULL);
 END
 $$;
 
@@ -276,7 +276,7 @@ BEGIN
   WHERE p.id = proc.id;
   PERFORM orch._advance_runs(ARRAY[run.id], false, wait => true);
   PERFORM orch._wake_scheduler_at_commit(false);
-  PERFORM orch._log_event('retried', proc, run.id, NULL);
+  PERFORM orch._log('retried', proc.owner, proc.id, run.id, NULL);
   RETURN run.id;
 END
 $$;
@@ -296,7 +296,7 @@ BEGIN
   INSERT INTO orch.process_permissions AS pp (process_id, grantee, owner, can_view, can_edit)
   VALUES (proc.id, grantee, proc.owner, true, coalesce(can_edit, false))
   ON CONFLICT ON CONSTRAINT process_permissions_pkey DO UPDATE SET can_view = true, can_edit = EXCLUDED.can_edit;
-  PERFORM orch._log_event('shared', proc, NULL, jsonb_build_object('grantee', grantee, 'can_edit', can_edit));
+  PERFORM orch._log('shared', proc.owner, proc.id, NULL, jsonb_build_object('grantee', grantee, 'can_edit', can_edit));
 END
 $$;
 
@@ -310,7 +310,7 @@ BEGIN
     RAISE EXCEPTION 'grantee must not be null' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   DELETE FROM orch.process_permissions pp WHERE pp.process_id = proc.id AND pp.grantee = _api_unshare_process.grantee;
-  PERFORM orch._log_event('unshared', proc, NULL, jsonb_build_object('grantee', grantee));
+  PERFORM orch._log('unshared', proc.owner, proc.id, NULL, jsonb_build_object('grantee', grantee));
 END
 $$;
 
@@ -338,7 +338,7 @@ BEGIN
   END IF;
   UPDATE orch.processes p SET type_version = process_type.version, updated_at = clock_timestamp()
   WHERE p.id = proc.id RETURNING * INTO result;
-  PERFORM orch._log_event('upgraded', result, NULL,
+  PERFORM orch._log('upgraded', result.owner, result.id, NULL,
                           jsonb_build_object('from_version', proc.type_version, 'to_version', result.type_version));
   RETURN result;
 END

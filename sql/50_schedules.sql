@@ -79,7 +79,7 @@ BEGIN
       run_queued = p.run_queued AND _api_set_schedule.schedule IS NOT NULL, updated_at = clock_timestamp()
   WHERE p.id = proc.id
   RETURNING * INTO result;
-  PERFORM orch._log_event('schedule_changed', result, NULL,
+  PERFORM orch._log('schedule_changed', result.owner, result.id, NULL,
                           jsonb_build_object('schedule', schedule, 'timezone', zone));
   PERFORM orch._wake_scheduler_at_commit(false);
   RETURN result;
@@ -97,7 +97,7 @@ BEGIN
   UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false,
                               updated_at = clock_timestamp()
   WHERE p.id = proc.id RETURNING * INTO result;
-  PERFORM orch._log_event('paused', result, NULL, NULL);
+  PERFORM orch._log('paused', result.owner, result.id, NULL, NULL);
   RETURN result;
 END
 $$;
@@ -113,7 +113,7 @@ BEGIN
   UPDATE orch.processes p SET is_active = true,
          next_run_at = orch._next_run_at(p.schedule, p.timezone, clock_timestamp()), updated_at = clock_timestamp()
   WHERE p.id = proc.id RETURNING * INTO result;
-  PERFORM orch._log_event('resumed', result, NULL, NULL);
+  PERFORM orch._log('resumed', result.owner, result.id, NULL, NULL);
   PERFORM orch._wake_scheduler_at_commit(false);
   RETURN result;
 END
@@ -143,7 +143,7 @@ BEGIN
       UPDATE orch.processes p SET status = 'FAILED', current_run_id = new_run_id, last_run_at = clock_timestamp()
       WHERE p.id = proc.id;
     END IF;
-    PERFORM orch._log_event(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc, new_run_id, NULL);
+    PERFORM orch._log(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc.owner, proc.id, new_run_id, NULL);
   END;
 END
 $$;
@@ -205,17 +205,17 @@ BEGIN
         UPDATE orch.processes p SET next_run_at = orch._next_run_at(proc.schedule, proc.timezone, now_)
         WHERE p.id = proc.id;
         IF missed AND proc.misfire_policy = 'skip' THEN
-          PERFORM orch._log_event('tick_missed', proc, NULL, jsonb_build_object('tick', tick));
+          PERFORM orch._log('tick_missed', proc.owner, proc.id, NULL, jsonb_build_object('tick', tick));
         ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'skip' THEN
-          PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+          PERFORM orch._log('tick_skipped', proc.owner, proc.id, proc.current_run_id,
                                   jsonb_build_object('tick', tick, 'reason', 'a run is in progress'));
         ELSIF proc.status = 'IN_PROGRESS' AND proc.overlap_policy = 'queue' THEN
           IF proc.run_queued THEN
-            PERFORM orch._log_event('tick_skipped', proc, proc.current_run_id,
+            PERFORM orch._log('tick_skipped', proc.owner, proc.id, proc.current_run_id,
                                     jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
           ELSE
             UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
-            PERFORM orch._log_event('tick_queued', proc, proc.current_run_id, jsonb_build_object('tick', tick));
+            PERFORM orch._log('tick_queued', proc.owner, proc.id, proc.current_run_id, jsonb_build_object('tick', tick));
           END IF;
         ELSE
           PERFORM orch._start_scheduled_run(proc, missed);
@@ -225,7 +225,7 @@ BEGIN
         -- paused, saying why, rather than tried again every turn.
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
         UPDATE orch.processes p SET is_active = false, next_run_at = NULL, run_queued = false WHERE p.id = proc.id;
-        PERFORM orch._log_event('schedule_paused', proc, NULL,
+        PERFORM orch._log('schedule_paused', proc.owner, proc.id, NULL,
                                 jsonb_build_object('tick', proc.next_run_at, 'error', message));
       END;
     END LOOP;

@@ -176,7 +176,8 @@ BEGIN
   logged AS (
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
     SELECT 'pg_orch scheduler', d.owner, d.process_id, d.run_id,
-           CASE WHEN d.status = 'PENDING' THEN 'task_retrying' ELSE 'task_' || lower(d.status::text) END,
+           CASE d.status WHEN 'PENDING' THEN 'task_retrying' WHEN 'COMPLETED' THEN 'task_completed'
+                         WHEN 'FAILED' THEN 'task_failed' ELSE 'task_stopped' END,
            jsonb_build_object('task', d.name, 'attempt', d.attempt, 'exit_code', d.exit_code, 'error', d.error_message)
     FROM done d)
   SELECT array_agg(DISTINCT done.run_id), bool_or(done.status IN ('FAILED', 'STOPPED'))
@@ -263,7 +264,8 @@ BEGIN
     RETURNING r.id, r.process_id, r.owner, r.status, r.error_message),
   logged AS (
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
-    SELECT 'pg_orch scheduler', e.owner, e.process_id, e.id, 'run_' || lower(e.status::text),
+    SELECT 'pg_orch scheduler', e.owner, e.process_id, e.id,
+           CASE e.status WHEN 'COMPLETED' THEN 'run_completed' ELSE 'run_failed' END,
            jsonb_build_object('error', e.error_message)
     FROM ended e),
   moved AS (

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "core/error.hpp"
+#include "core/interval.hpp"
 
 namespace orch {
 
@@ -103,17 +104,6 @@ void close_fd(int &fd) {
 // reap the leader only after its last signal, so this never hits a stranger.
 void signal_group(int pgid, int sig) { ::kill(-pgid, sig); }
 
-
-std::string format_duration(std::chrono::milliseconds duration) {
-  long long ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  char text[48];
-  std::snprintf(text, sizeof text, "%lld.%03lld", ms / 1000, ms % 1000);
-  std::string result = text;
-  result.erase(result.find_last_not_of('0') + 1);
-  return result + "s";
-}
 
 std::string signal_text(int sig) {
   const char *name = ::strsignal(sig);
@@ -389,7 +379,7 @@ std::vector<FinishedChild> ChildSupervisor::poll(SteadyTime now) {
     if (known && WIFSIGNALED(status)) done.signal = WTERMSIG(status);
     if (child.cause == Child::Cause::TimedOut) {
       done.ending = Ending::TimedOut;
-      done.error = "timed out after " + format_duration(child.timeout);
+      done.error = "timed out after " + format_interval(child.timeout);
     } else if (child.cause == Child::Cause::Stopped) {
       done.ending = Ending::Stopped;
       done.error = "stopped";

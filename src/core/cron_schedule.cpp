@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/interval.hpp"
 
 namespace orch {
 
@@ -281,49 +282,21 @@ std::vector<std::string> split_words(const std::string &s) {
   return words;
 }
 
-// "<number> <unit>" pairs, e.g. "1h 30m", "90 seconds", "2 days 1 hour".
-std::int64_t parse_interval(const std::string &text) {
-  const std::string example = "@every needs an interval such as \"5 minutes\" or \"1h 30m\"";
-  if (text.empty()) throw InvalidInput(example);
-  auto malformed = [&]() {
-    return InvalidInput("@every interval \"" + text + "\" is not a list of numbers with units, e.g. \"1h 30m\"");
-  };
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-    if (i == text.size()) break;
-    std::size_t j = i;
-    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
-    if (j == i) throw malformed();
-    std::int64_t number = to_number(text.substr(i, j - i));
-    while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
-    std::size_t k = j;
-    while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
-    if (k == j) {
-      if (k < text.size() && !std::isdigit(static_cast<unsigned char>(text[k]))) throw malformed();
-      throw InvalidInput("@every interval \"" + text + "\" needs a unit after " + text.substr(i, j - i) +
-                         ": seconds, minutes, hours or days");
-    }
-    std::string unit = lower(text.substr(j, k - j));
-    std::int64_t scale;
-    if (unit == "s" || unit == "sec" || unit == "secs" || unit == "second" || unit == "seconds")
-      scale = 1;
-    else if (unit == "m" || unit == "min" || unit == "mins" || unit == "minute" || unit == "minutes")
-      scale = 60;
-    else if (unit == "h" || unit == "hr" || unit == "hrs" || unit == "hour" || unit == "hours")
-      scale = 3600;
-    else if (unit == "d" || unit == "day" || unit == "days")
-      scale = kDay;
-    else
-      throw InvalidInput("@every interval \"" + text + "\" has unknown unit \"" + text.substr(j, k - j) +
-                         "\" (use seconds, minutes, hours or days)");
-    total = std::min(total + number * scale, kMaxEvery + 1);
-    i = k;
+// An @every interval: any duration parse_interval accepts, in whole
+// seconds, from 1 second to 365 days.
+std::int64_t parse_every(const std::string &text) {
+  if (text.empty()) throw InvalidInput("@every needs an interval such as \"5 minutes\" or \"1h 30m\"");
+  std::chrono::milliseconds interval;
+  try {
+    interval = parse_interval(text);
+  } catch (const InvalidInput &e) {
+    throw InvalidInput(std::string("@every: ") + e.what());
   }
-  if (total < 1) throw InvalidInput("@every interval must be at least 1 second");
-  if (total > kMaxEvery) throw InvalidInput("@every interval must be at most 365 days");
-  return total;
+  if (interval.count() % 1000 != 0) throw InvalidInput("@every interval must be a whole number of seconds");
+  std::int64_t seconds = interval.count() / 1000;
+  if (seconds < 1) throw InvalidInput("@every interval must be at least 1 second");
+  if (seconds > kMaxEvery) throw InvalidInput("@every interval must be at most 365 days");
+  return seconds;
 }
 
 }  // namespace
@@ -344,7 +317,7 @@ CronSchedule CronSchedule::parse(const std::string &expression) {
       std::string rest = s.expression_.substr(words[0].size());
       std::size_t k = 0;
       while (k < rest.size() && std::isspace(static_cast<unsigned char>(rest[k]))) ++k;
-      s.every_ = parse_interval(rest.substr(k));
+      s.every_ = parse_every(rest.substr(k));
       s.has_seconds_ = s.every_ % 60 != 0;
       return s;
     }

@@ -92,13 +92,4 @@ std::string describe_illegal(TaskStatus from, TaskStatus to) {
   return "illegal task status change from " + to_string(from) + " to " + to_string(to);
 }
 
-bool is_finished(RunStatus status) {
-  return status == RunStatus::Completed || status == RunStatus::Failed || status == RunStatus::Stopped;
-}
-
-bool is_finished(TaskStatus status) {
-  return status == TaskStatus::Completed || status == TaskStatus::Failed || status == TaskStatus::Stopped ||
-         status == TaskStatus::Skipped;
-}
-
 }  // namespace orch

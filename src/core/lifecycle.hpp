@@ -50,8 +50,4 @@ std::string describe_illegal(RunStatus from, RunStatus to);
 // "illegal task status change from COMPLETED to RUNNING"
 std::string describe_illegal(TaskStatus from, TaskStatus to);
 
-// No move leads out of these without a retry or a new run.
-bool is_finished(RunStatus status);   // COMPLETED, FAILED, STOPPED
-bool is_finished(TaskStatus status);  // COMPLETED, FAILED, STOPPED, SKIPPED
-
 }  // namespace orch

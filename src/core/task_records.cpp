@@ -6,23 +6,6 @@
 
 namespace orch {
 
-TaskLaunch task_launch_of(const nlohmann::json &row) {
-  TaskLaunch task;
-  task.id = row.at("id").get<std::uint64_t>();
-  task.run_id = row.at("run_id").get<std::uint64_t>();
-  task.process_id = row.at("process_id").get<std::string>();
-  task.name = row.at("name").get<std::string>();
-  task.kind = row.at("kind").get<std::string>();
-  if (!row.at("command").is_null()) task.command = row.at("command").get<std::vector<std::string>>();
-  if (!row.at("shell").is_null()) task.shell = row.at("shell").get<std::string>();
-  if (!row.at("working_directory").is_null()) task.working_directory = row.at("working_directory").get<std::string>();
-  for (const auto &[key, value] : row.at("env").items()) task.env.emplace_back(key, value.get<std::string>());
-  if (!row.at("input_data").is_null()) task.input_json = row.at("input_data").dump();
-  if (!row.at("timeout_ms").is_null()) task.timeout = std::chrono::milliseconds(row.at("timeout_ms").get<long long>());
-  task.attempt = row.at("attempt").get<int>();
-  return task;
-}
-
 nlohmann::json started_record(std::uint64_t task_id, int pid) {
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return {{"id", task_id}, {"pid", pid}, {"started_at", now}};

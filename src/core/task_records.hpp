@@ -15,10 +15,6 @@
 
 namespace orch {
 
-// A row of orch._claim_tasks (as to_jsonb makes it). Throws
-// nlohmann::json::exception for a row without its fields.
-TaskLaunch task_launch_of(const nlohmann::json &row);
-
 // {"id", "pid", "started_at": Unix time now}
 nlohmann::json started_record(std::uint64_t task_id, int pid);
 

@@ -41,7 +41,7 @@ struct ProcessTypeSpec {
   bool runs_os_commands() const;
 };
 
-// Parses and validates a JSON array of task objects (see DESIGN.md "Task
+// Parses and validates a JSON array of task objects (see README "Task
 // specs"). Keys: name, command | shell | sql, working_directory, env,
 // timeout, max_retries, retry_delay, retry_backoff, depends_on; a null value
 // counts as absent. When no task has "depends_on", each task depends on the

@@ -1,4 +1,4 @@
-// Who is calling (DESIGN.md section 5, the trust model).
+// Who is calling (README, "Security": the trust model).
 //
 // The caller is the effective role at the moment an API function is called:
 // GetUserId() captured by orch_api, the C entry point of every function that

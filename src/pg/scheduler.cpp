@@ -46,6 +46,25 @@ constexpr milliseconds kStartedDelay{50};
 // How soon runs whose process rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
+// A row of orch._claim_tasks.
+TaskLaunch task_launch_of(const Row &row) {
+  TaskLaunch task;
+  task.id = static_cast<std::uint64_t>(row.int8("id"));
+  task.run_id = static_cast<std::uint64_t>(row.int8("run_id"));
+  task.process_id = row.text("process_id");
+  task.name = row.text("name");
+  task.kind = row.text("kind");
+  task.command = row.text_array("command");
+  task.shell = row.text("shell");
+  task.working_directory = row.text("working_directory");
+  Json env = Json::parse(row.jsonb_text("env"));
+  for (const auto &[key, value] : env.items()) task.env.emplace_back(key, value.get<std::string>());
+  task.input_json = row.jsonb_text("input_data");
+  task.timeout = milliseconds(row.int8_or_null("timeout_ms").value_or(0));
+  task.attempt = row.int4("attempt").value_or(1);
+  return task;
+}
+
 constexpr const char *kRunsInProgress = "SELECT r.id::pg_catalog.text FROM orch.runs r WHERE r.status = 'IN_PROGRESS'";
 
 // Marks every command this scheduler starts, so that a later scheduler of
@@ -200,10 +219,9 @@ class Scheduler {
   std::vector<TaskLaunch> claim_tasks() {
     std::size_t free_slots = capacity() - running();
     std::vector<TaskLaunch> tasks;
-    for (const std::string &text :
-         query("SELECT pg_catalog.to_jsonb(c) FROM orch._claim_tasks($1::integer, $2::integer) c",
-               {std::to_string(free_slots), std::to_string(per_owner())}))
-      tasks.push_back(task_launch_of(Json::parse(text)));
+    for_each_row("SELECT * FROM orch._claim_tasks($1::integer, $2::integer)",
+                 {std::to_string(free_slots), std::to_string(per_owner())},
+                 [&](const Row &row) { tasks.push_back(task_launch_of(row)); });
     // Nothing else is ready now: note when the next delayed retry is.
     if (tasks.size() < free_slots) note_next_ready();
     return tasks;
@@ -319,14 +337,14 @@ class Scheduler {
     kill_marked_processes(marker_);
     in_transaction([&] {
       Json finished = Json::array();
-      for (const std::string &text : query("SELECT pg_catalog.to_jsonb(o) FROM orch._orphaned_tasks() o")) {
-        Json row = Json::parse(text);
-        if (!row.at("pid").is_null())
-          kill_orphaned_group(row.at("pid").get<int>(), "ORCH_TASK_ID=" + std::to_string(row.at("id").get<long long>()));
-        finished.push_back(finished_record(row.at("id").get<std::uint64_t>(), Ending::Signaled, std::nullopt, "", false,
+      for_each_row("SELECT * FROM orch._orphaned_tasks()", {}, [&](const Row &row) {
+        std::int64_t id = row.int8("id");
+        if (std::optional<std::int32_t> pid = row.int4("pid"))
+          kill_orphaned_group(*pid, "ORCH_TASK_ID=" + std::to_string(id));
+        finished.push_back(finished_record(static_cast<std::uint64_t>(id), Ending::Signaled, std::nullopt, "", false,
                                            "the scheduler stopped while the task was running (server crash or "
                                            "restart); its process group was killed"));
-      }
+      });
       if (!finished.empty()) record_finished(finished);
       // Runs a previous scheduler could not move on yet (it remembered them only in memory).
       defer_runs(query(kRunsInProgress));

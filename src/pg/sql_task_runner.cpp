@@ -51,9 +51,8 @@ static_assert(sizeof(SqlTaskArgs) <= BGW_EXTRALEN, "bgw_extra too small");
 // running it needs. Locks the task row: the scheduler's records of it wait
 // for this transaction, then find it recorded.
 constexpr const char *kContextQuery = R"SQL(
-  SELECT jsonb_build_object(
-           'run_in_progress', r.status = 'IN_PROGRESS', 'sql', c.sql, 'input', c.input_data::text,
-           'role', c.role_name, 'claims', c.jwt_claims::text, 'timeout_ms', c.timeout_ms)::text
+  SELECT r.status = 'IN_PROGRESS' AS run_in_progress, c.sql, c.input_data::text AS input, c.role_name AS role,
+         c.jwt_claims::text AS claims, c.timeout_ms
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id CROSS JOIN LATERAL orch._sql_task_context(t.id) c
   WHERE t.id = $1::bigint AND t.status = 'DISPATCHED' AND t.attempt = $2::integer
   FOR UPDATE OF t
@@ -392,7 +391,8 @@ void record_as_creator(std::uint64_t task_id, const Json &record) {
 // What the first transaction found: the creator and what to run.
 struct Context {
   Oid role = InvalidOid;
-  Json fields;
+  std::string sql, input, claims;  // claims: "" for none
+  long long timeout_ms = 0;  // 0: none
 };
 
 // Two transactions. The first, as the worker's own identity and before any
@@ -406,13 +406,22 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
   Context context;
   in_transaction([&] {
     with_pinned_search_path([&] {
-      std::vector<std::string> rows = query(kContextQuery, {std::to_string(task_id), std::to_string(attempt)});
-      if (rows.empty()) return;  // recorded or taken back already: nothing to do
-      Json fields = Json::parse(rows[0]);
-      std::string role = fields.at("role").get<std::string>();
+      bool found = false, run_in_progress = false;
+      std::string role;
+      Context found_context;
+      for_each_row(kContextQuery, {std::to_string(task_id), std::to_string(attempt)}, [&](const Row &row) {
+        found = true;
+        run_in_progress = row.boolean("run_in_progress");
+        role = row.text("role");
+        found_context.sql = row.text("sql");
+        found_context.input = row.text("input");
+        found_context.claims = row.text("claims");
+        found_context.timeout_ms = row.int8_or_null("timeout_ms").value_or(0);
+      });
+      if (!found) return;  // recorded or taken back already: nothing to do
       std::string refusal;
       Oid role_oid = pg_call([&] { return get_role_oid(role.c_str(), true); });
-      if (!fields.at("run_in_progress").get<bool>()) {
+      if (!run_in_progress) {
         // Stopped before it could start: no SQL runs.
         record_finished(finished_record(task_id, Ending::Stopped, std::nullopt, "", false, "stopped"));
         return;
@@ -428,21 +437,20 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
       }
       int pid = pg_call([] { return MyProcPid; });
       query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {Json::array({started_record(task_id, pid)}).dump()});
-      context = Context{role_oid, std::move(fields)};
+      found_context.role = role_oid;
+      context = std::move(found_context);
     });
   });
   if (!OidIsValid(context.role)) return;
 
-  const Json &fields = context.fields;
-  fix_jwt_claims(fields.at("claims").is_null() ? "" : fields.at("claims").get<std::string>());
+  fix_jwt_claims(context.claims);
   become_creator(context.role);
 
   in_transaction([&] {
     apply_creator_settings(context.role);
-    long long timeout_ms = fields.at("timeout_ms").is_null() ? 0 : fields.at("timeout_ms").get<long long>();
+    long long timeout_ms = context.timeout_ms;
     auto started = steady_clock::now();
-    SqlResult result =
-        run_statement(fields.at("sql").get<std::string>(), fields.at("input").get<std::string>(), timeout_ms);
+    SqlResult result = run_statement(context.sql, context.input, timeout_ms);
     if (result.ok) {
       std::string output = result.returned_rows ? result.output : rows_affected(result);
       record_as_creator(task_id, finished_record(task_id, Ending::Exited, 0, output, result.truncated, ""));

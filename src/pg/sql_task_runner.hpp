@@ -2,7 +2,7 @@
 // sql task", which the scheduler starts instead of spawning a command.
 //
 // The worker never shares its session with a privileged identity while any
-// of the user's SQL exists in it (DESIGN.md section 5):
+// of the user's SQL exists in it (README, "Security"):
 //   1. As the worker's own identity, before anything of the user's exists,
 //      a first transaction checks that the attempt is still DISPATCHED,
 //      reads what to run and records it RUNNING with the worker's pid.

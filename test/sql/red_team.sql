@@ -1,6 +1,6 @@
 -- The red-team suite: every way found to act as someone else, reach the
 -- OS or become superuser, each asserting that it fails with the expected
--- SQLSTATE and changes nothing (DESIGN.md section 5). Add every new hole
+-- SQLSTATE and changes nothing (README, "Security"). Add every new hole
 -- here. The TAP test t/005_red_team.pl covers what needs several sessions.
 \set VERBOSITY terse
 

@@ -330,12 +330,13 @@ TEST(CronSchedule, ErrorMessages) {
   EXPECT_EQ(error_of("@every 0 minutes 0 hours"), "@every interval must be at least 1 second");
   EXPECT_EQ(error_of("@every 366 days"), "@every interval must be at most 365 days");
   EXPECT_EQ(error_of("@every"), "@every needs an interval such as \"5 minutes\" or \"1h 30m\"");
-  EXPECT_EQ(error_of("@every 5 fortnights"),
-            "@every interval \"5 fortnights\" has unknown unit \"fortnights\" (use seconds, minutes, hours or days)");
-  EXPECT_EQ(error_of("@every 30"), "@every interval \"30\" needs a unit after 30: seconds, minutes, hours or days");
-  EXPECT_EQ(error_of("@every 1.5h"), "@every interval \"1.5h\" is not a list of numbers with units, e.g. \"1h 30m\"");
-  EXPECT_EQ(error_of("@every minutes"),
-            "@every interval \"minutes\" is not a list of numbers with units, e.g. \"1h 30m\"");
+  // @every reads durations as task timeouts do (core/interval), in whole seconds.
+  EXPECT_EQ(error_of("@every 5 fortnights"), "@every: invalid interval \"5 fortnights\"");
+  EXPECT_EQ(error_of("@every minutes"), "@every: invalid interval \"minutes\"");
+  EXPECT_EQ(error_of("@every 1.5s"), "@every interval must be a whole number of seconds");
+  EXPECT_EQ(CronSchedule::parse("@every 30").every_interval(), std::optional<std::int64_t>(30));
+  EXPECT_EQ(CronSchedule::parse("@every 1.5h").every_interval(), std::optional<std::int64_t>(5400));
+  EXPECT_EQ(CronSchedule::parse("@every 1w").every_interval(), std::optional<std::int64_t>(604800));
 }
 
 // ---------------------------------------------------------------------------

@@ -82,20 +82,5 @@ TEST(Lifecycle, DescribeIllegal) {
   EXPECT_EQ(describe_illegal(R::Pending, R::InProgress), "illegal run status change from PENDING to IN_PROGRESS");
 }
 
-TEST(Lifecycle, Finished) {
-  EXPECT_FALSE(is_finished(R::Pending));
-  EXPECT_FALSE(is_finished(R::InProgress));
-  EXPECT_TRUE(is_finished(R::Completed));
-  EXPECT_TRUE(is_finished(R::Failed));
-  EXPECT_TRUE(is_finished(R::Stopped));
-  EXPECT_FALSE(is_finished(T::Pending));
-  EXPECT_FALSE(is_finished(T::Dispatched));
-  EXPECT_FALSE(is_finished(T::Running));
-  EXPECT_TRUE(is_finished(T::Completed));
-  EXPECT_TRUE(is_finished(T::Failed));
-  EXPECT_TRUE(is_finished(T::Stopped));
-  EXPECT_TRUE(is_finished(T::Skipped));
-}
-
 }  // namespace
 }  // namespace orch
