@@ -64,6 +64,7 @@ CREATE TABLE orch.process_type_tasks (
   kind        text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
   command     text[],
   has_placeholders boolean NOT NULL,  -- a command element holds "{{": substituted at each start
+  uses_outputs boolean NOT NULL,  -- a command element holds {{tasks.NAME.output...}}: substituted when ready
   shell       text,
   sql         text,
   working_directory text,
@@ -134,6 +135,9 @@ CREATE TABLE orch.runs (
   catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
   input_data   jsonb NOT NULL DEFAULT '{}',  -- the process's input when the run was made
   total_tasks  integer NOT NULL,
+  -- The outputs of its tasks that no task depends on, by task name (NULL
+  -- when none of them has one).
+  output_data  jsonb,
   started_at   timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
   error_message text
@@ -162,6 +166,7 @@ CREATE TABLE orch.tasks (
   retry_delay  interval NOT NULL DEFAULT '0',
   retry_backoff float8 NOT NULL DEFAULT 1,
   depends_on   integer[] NOT NULL DEFAULT '{}',  -- task_index values
+  uses_outputs boolean NOT NULL DEFAULT false,  -- command still holds {{tasks.NAME.output...}} until ready
   status       orch.task_status NOT NULL DEFAULT 'PENDING',
   ready_at     timestamptz,  -- NULL while dependencies are unfinished
   attempt      integer NOT NULL DEFAULT 0,  -- attempts dispatched so far
@@ -169,8 +174,9 @@ CREATE TABLE orch.tasks (
   started_at   timestamptz,
   completed_at timestamptz,
   exit_code    integer,
-  output       text,
+  output       text,  -- the tail of what it printed (stdout and stderr; an sql task's rows as text)
   output_truncated boolean NOT NULL DEFAULT false,
+  output_data  jsonb,  -- its output: what a command wrote to $ORCH_OUTPUT, an sql task's rows
   error_message text,
   UNIQUE (run_id, task_index)
 );

@@ -19,6 +19,12 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders'
 CREATE FUNCTION orch._retry_delay_ms(retry_delay_ms bigint, retry_backoff float8, attempt integer) RETURNS bigint
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_retry_delay_ms';
 
+-- A command's arguments with {{tasks.NAME.output[.PATH]}} placeholders
+-- replaced by its ancestors' outputs (outputs: {"NAME": output}), each inside
+-- its one argument; raises for a PATH that is not there.
+CREATE FUNCTION orch._substitute_outputs(command text[], outputs jsonb, task text) RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_outputs';
+
 -- Raises unless the input can be passed as ORCH_INPUT_<KEY> variables (two
 -- keys naming one variable, a NUL byte).
 CREATE FUNCTION orch._check_input_environment(input jsonb) RETURNS void

@@ -56,16 +56,16 @@ BEGIN
   VALUES (result.name, result.version, result.owner, result.description, result.tasks, result.runs_os_commands,
           result.max_concurrent, jsonb_array_length(normalized));
   INSERT INTO orch.process_type_tasks (type, version, owner, task_index, name, kind, command, has_placeholders,
-                                       shell, sql, working_directory, env, timeout, max_retries, retry_delay,
-                                       retry_backoff, depends_on)
+                                       uses_outputs, shell, sql, working_directory, env, timeout, max_retries,
+                                       retry_delay, retry_backoff, depends_on)
   SELECT result.name, result.version, result.owner, t.task_index, t.name, t.kind, t.command,
-         coalesce(EXISTS (SELECT 1 FROM unnest(t.command) AS a WHERE strpos(a, '{{') > 0), false),
+         coalesce(EXISTS (SELECT 1 FROM unnest(t.command) AS a WHERE strpos(a, '{{') > 0), false), t.uses_outputs,
          t.shell, t.sql, t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
          t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on
   FROM jsonb_to_recordset(normalized) AS t(task_index int, name text, kind text, command text[], shell text,
                                            sql text, working_directory text, env jsonb, timeout_ms bigint,
                                            max_retries int, retry_delay_ms bigint, retry_backoff float8,
-                                           depends_on int[]);
+                                           depends_on int[], uses_outputs boolean);
   PERFORM orch._log('type_defined', result.owner, NULL, NULL,
                     jsonb_build_object('type', name, 'version', result.version, 'runs_os_commands', os_commands));
   RETURN result;

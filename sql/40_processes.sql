@@ -124,12 +124,12 @@ BEGIN
   tasks AS (
     INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
                             sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                            depends_on, ready_at)
+                            depends_on, uses_outputs, ready_at)
     SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
            CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-           t.depends_on, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
+           t.depends_on, t.uses_outputs, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
     FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
   logged AS (
     INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
@@ -269,9 +269,11 @@ BEGIN
       HINT = 'Wait for it with orch.wait().';
   END IF;
   UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, started_at = NULL,
-         completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, error_message = NULL
+         completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, output_data = NULL,
+         error_message = NULL
   WHERE t.run_id = run.id AND t.status IN ('FAILED', 'STOPPED', 'SKIPPED');
-  UPDATE orch.runs r SET status = 'IN_PROGRESS', completed_at = NULL, error_message = NULL WHERE r.id = run.id;
+  UPDATE orch.runs r SET status = 'IN_PROGRESS', completed_at = NULL, error_message = NULL, output_data = NULL
+  WHERE r.id = run.id;
   UPDATE orch.processes p SET status = 'IN_PROGRESS', last_run_at = clock_timestamp(), updated_at = clock_timestamp()
   WHERE p.id = proc.id;
   PERFORM orch._advance_runs(ARRAY[run.id], false, wait => true);

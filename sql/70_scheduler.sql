@@ -1,4 +1,39 @@
 -- pg_orch: the scheduler's side (called by the background worker only)
+
+-- The outputs of a task's ancestors (the tasks it depends on, directly or
+-- through others) by task name: an sql task's $2, a shell task's
+-- ORCH_OUTPUTS, what {{tasks.NAME.output}} placeholders are filled from.
+CREATE FUNCTION orch._ancestor_outputs(task_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run bigint;
+  direct integer[];
+BEGIN
+  SELECT t.run_id, t.depends_on INTO run, direct FROM orch.tasks t WHERE t.id = task_id;
+  RETURN (
+    WITH RECURSIVE ancestors(task_index) AS (
+      SELECT i FROM unnest(direct) AS i
+      UNION
+      SELECT i FROM ancestors a JOIN orch.tasks d ON d.run_id = run AND d.task_index = a.task_index
+        CROSS JOIN LATERAL unnest(d.depends_on) AS i)
+    SELECT coalesce(jsonb_object_agg(d.name, d.output_data), '{}')
+    FROM ancestors a JOIN orch.tasks d ON d.run_id = run AND d.task_index = a.task_index);
+END
+$$;
+
+-- A task's output as jsonb, or NULL when PostgreSQL refuses it (the
+-- executors check outputs first; this keeps a value they let through from
+-- failing the scheduler's transaction).
+CREATE FUNCTION orch._output_jsonb(output text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN output::jsonb;
+EXCEPTION WHEN OTHERS THEN
+  RETURN NULL;
+END
+$$;
 -- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
 -- Fair share: owners take turns (every owner's k-th running task comes
 -- before anyone's k+1-th, then in the order they became ready), no owner
@@ -7,7 +42,8 @@
 -- scan of them.
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
-               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer)
+               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
+               outputs jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -66,7 +102,8 @@ BEGIN
   FROM ready WHERE t.id = ready.id
   RETURNING t.id, t.run_id, t.process_id, t.name, t.kind::text, t.command, t.shell, t.working_directory,
             t.env, CASE WHEN t.kind <> 'sql' THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
-            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt;
+            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
+            CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END;
 END
 $$;
 
@@ -151,16 +188,24 @@ BEGIN
   -- What an attempt's ending means for its task, decided here alone: a
   -- stopped attempt is never retried, an exit with 0 completes it, any
   -- other ending retries it while retries are left.
-  WITH f AS (
+  -- An output that cannot be stored fails the attempt like a bad exit.
+  WITH reported AS (
+    SELECT f.*, orch._output_jsonb(f.output_data) AS output_value
+    FROM jsonb_to_recordset(finished)
+      AS f(id bigint, ending text, exit_code integer, output text, truncated boolean, error text,
+           output_data text, output_error text)),
+  checked AS (
+    SELECT r.*, coalesce(r.output_error, CASE WHEN r.output_data IS NOT NULL AND r.output_value IS NULL
+                                              THEN 'the output is not valid JSON for jsonb' END) AS output_problem
+    FROM reported r),
+  f AS (
     SELECT f.*, CASE WHEN f.ending = 'stopped' THEN 'STOPPED'
-                     WHEN f.ending = 'exited' AND f.exit_code = 0 THEN 'COMPLETED'
+                     WHEN f.ending = 'exited' AND f.exit_code = 0 AND f.output_problem IS NULL THEN 'COMPLETED'
                      WHEN t.attempt <= t.max_retries THEN 'RETRY'
                      ELSE 'FAILED' END AS outcome,
            orch._retry_delay_ms((extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff, t.attempt)
              AS retry_ms
-    FROM jsonb_to_recordset(finished)
-      AS f(id bigint, ending text, exit_code integer, output text, truncated boolean, error text)
-    JOIN orch.tasks t ON t.id = f.id),
+    FROM checked f JOIN orch.tasks t ON t.id = f.id),
   done AS (
     UPDATE orch.tasks t
     SET status = CASE WHEN f.outcome <> 'RETRY' THEN f.outcome
@@ -169,7 +214,8 @@ BEGIN
         ready_at = CASE WHEN f.outcome = 'RETRY' THEN clock_timestamp() + f.retry_ms * interval '1 millisecond' END,
         completed_at = clock_timestamp(),
         exit_code = f.exit_code, output = f.output, output_truncated = coalesce(f.truncated, false),
-        error_message = f.error
+        output_data = CASE WHEN f.output_problem IS NULL THEN f.output_value END,
+        error_message = coalesce(f.output_problem, f.error)
     FROM f, orch.runs r
     WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
     RETURNING t.*),
@@ -212,6 +258,8 @@ DECLARE
   requested bigint[] := run_ids;
   skipped integer;
   queued boolean;
+  waiting record;
+  message text;
 BEGIN
   IF wait THEN
     PERFORM 1 FROM orch.processes p
@@ -223,6 +271,32 @@ BEGIN
 
   -- Each statement starts from the runs asked for (unnest, then the
   -- primary key): a generic plan of "r.id = ANY ($1)" scans every run.
+
+  -- Commands that use other tasks' outputs get them once those completed; a
+  -- command that cannot (its PATH is not in the output) fails, saying why.
+  FOR waiting IN
+    SELECT t.id, t.name, t.command, t.owner, t.process_id, t.run_id, t.attempt
+    FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
+    WHERE r.status = 'IN_PROGRESS' AND r.total_tasks > 1 AND t.uses_outputs AND t.status = 'PENDING'
+      AND t.ready_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
+                        AND d.status <> 'COMPLETED')
+  LOOP
+    BEGIN
+      UPDATE orch.tasks t
+      SET command = orch._substitute_outputs(waiting.command, orch._ancestor_outputs(waiting.id), waiting.name),
+          uses_outputs = false, ready_at = clock_timestamp()
+      WHERE t.id = waiting.id;
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+      UPDATE orch.tasks t SET status = 'FAILED', completed_at = clock_timestamp(), error_message = message
+      WHERE t.id = waiting.id;
+      PERFORM orch._log('task_failed', waiting.owner, waiting.process_id, waiting.run_id,
+                        jsonb_build_object('task', waiting.name, 'attempt', waiting.attempt, 'error', message));
+      look_for_skips := true;
+    END;
+  END LOOP;
+
   WHILE look_for_skips LOOP
     WITH s AS (
       UPDATE orch.tasks t SET status = 'SKIPPED', completed_at = clock_timestamp(),
@@ -244,7 +318,7 @@ BEGIN
   UPDATE orch.tasks t SET ready_at = clock_timestamp()
   FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
   WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS' AND r.total_tasks > 1
-    AND t.status = 'PENDING' AND t.ready_at IS NULL
+    AND t.status = 'PENDING' AND t.ready_at IS NULL AND NOT t.uses_outputs
     AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                       AND d.status <> 'COMPLETED');
 
@@ -260,7 +334,12 @@ BEGIN
   ended AS (
     UPDATE orch.runs r
     SET status = CASE WHEN f.all_completed THEN 'COMPLETED' ELSE 'FAILED' END::orch.status,
-        completed_at = clock_timestamp(), error_message = f.first_error
+        completed_at = clock_timestamp(), error_message = f.first_error,
+        -- the outputs of the tasks nothing depends on
+        output_data = (SELECT jsonb_object_agg(t.name, t.output_data) FROM orch.tasks t
+                       WHERE t.run_id = r.id AND t.output_data IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM orch.tasks d
+                                         WHERE d.run_id = t.run_id AND t.task_index = ANY (d.depends_on)))
     FROM finished f WHERE r.id = f.id
     RETURNING r.id, r.process_id, r.owner, r.status, r.error_message),
   logged AS (
@@ -284,10 +363,11 @@ $$;
 -- What a sql task's runner needs: the statement, the run's input (its $1),
 -- and the role and JWT claims of the process's creator, as which it runs.
 CREATE FUNCTION orch._sql_task_context(task_id bigint)
-RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, timeout_ms bigint)
+RETURNS TABLE (sql text, input_data jsonb, role_name text, jwt_claims jsonb, timeout_ms bigint, outputs jsonb)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.sql, r.input_data, p.created_by_role, c.claims, (extract(epoch FROM t.timeout) * 1000)::bigint
+  SELECT t.sql, r.input_data, p.created_by_role, c.claims, (extract(epoch FROM t.timeout) * 1000)::bigint,
+         orch._ancestor_outputs(t.id)
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id JOIN orch.processes p ON p.id = r.process_id
   LEFT JOIN orch.process_claims c ON c.process_id = p.id
   WHERE t.id = task_id AND t.kind = 'sql'
@@ -330,4 +410,5 @@ REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_run
   orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer, integer),
   orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb, boolean),
-  orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint) FROM PUBLIC;
+  orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint),
+  orch._ancestor_outputs(bigint), orch._output_jsonb(text) FROM PUBLIC;

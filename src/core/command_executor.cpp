@@ -1,13 +1,25 @@
 #include "core/command_executor.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <stdexcept>
+
+#include "core/error.hpp"
 
 #include "core/placeholders.hpp"
 
 namespace orch {
 
-std::vector<std::string> command_environment(const TaskLaunch &task, const std::string &marker) {
+std::vector<std::string> command_environment(const TaskLaunch &task, const std::string &marker,
+                                             const std::string &output_file) {
   std::vector<std::string> env;
   for (const char *name : {"HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"})
     if (const char *value = std::getenv(name)) env.push_back(std::string(name) + "=" + value);
@@ -21,15 +33,48 @@ std::vector<std::string> command_environment(const TaskLaunch &task, const std::
   env.push_back("ORCH_TASK_ID=" + std::to_string(task.id));
   env.push_back("ORCH_TASK_NAME=" + task.name);
   env.push_back("ORCH_ATTEMPT=" + std::to_string(task.attempt));
+  if (!task.outputs_json.empty()) env.push_back("ORCH_OUTPUTS=" + task.outputs_json);
+  env.push_back("ORCH_OUTPUT=" + output_file);
   env.push_back(marker);
   return env;
 }
 
+namespace {
+
+// Removes what an earlier executor left in `directory` (it crashed before
+// reading them), creating the directory (mode 0700) if needed.
+void prepare_output_directory(const std::string &directory) {
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::runtime_error("could not create " + quote(directory) + ": " + std::strerror(errno));
+  DIR *dir = ::opendir(directory.c_str());
+  if (dir == nullptr) throw std::runtime_error("could not open " + quote(directory) + ": " + std::strerror(errno));
+  while (dirent *entry = ::readdir(dir))
+    if (entry->d_name[0] != '.') ::unlink((directory + "/" + entry->d_name).c_str());
+  ::closedir(dir);
+}
+
+// A fresh, empty file only this user may read.
+void create_empty(const std::string &path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("could not create the output file " + quote(path) + ": " + std::strerror(errno));
+  ::close(fd);
+}
+
+}  // namespace
+
+CommandExecutor::CommandExecutor(std::string marker, std::string output_directory)
+    : marker_(std::move(marker)), output_directory_(std::move(output_directory)) {
+  prepare_output_directory(output_directory_);
+}
+
 Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
+  std::string output_file = output_directory_ + "/" + std::to_string(task.id) + "-" + std::to_string(task.attempt);
   try {
     SpawnRequest request;
     request.argv = task.kind == "shell" ? std::vector<std::string>{"/bin/sh", "-c", task.shell} : task.command;
-    request.env = command_environment(task, marker_);
+    request.env = command_environment(task, marker_, output_file);
+    create_empty(output_file);
+    output_files_[task.id] = output_file;
     request.working_directory = task.working_directory;
     request.timeout = task.timeout;
     request.kill_grace = kill_grace_;
@@ -43,6 +88,8 @@ Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     refused.ending = Ending::SpawnFailed;
     refused.error = e.what();
     refused_.push_back(std::move(refused));
+    output_files_.erase(task.id);
+    ::unlink(output_file.c_str());
     return Launch{LaunchStatus::Failed, 0};
   }
 }
@@ -58,9 +105,37 @@ std::vector<AttemptEnd> CommandExecutor::poll(SteadyTime now) {
     end.output = std::move(child.output);
     end.output_truncated = child.output_truncated;
     end.error = std::move(child.error);
+    collect_output(end);
     ended.push_back(std::move(end));
   }
   return ended;
+}
+
+void CommandExecutor::collect_output(AttemptEnd &end) {
+  auto found = output_files_.find(end.id);
+  if (found == output_files_.end()) return;
+  std::string path = std::move(found->second);
+  output_files_.erase(found);
+  std::string text;
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    // One byte more than allowed tells "too large" without reading it all.
+    char buffer[64 * 1024];
+    ssize_t n;
+    while (text.size() <= max_output_data_ &&
+           (n = ::read(fd, buffer, std::min(sizeof buffer, max_output_data_ + 1 - text.size()))) != 0) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+  }
+  ::unlink(path.c_str());
+  if (end.ending != Ending::Exited) return;  // a failed attempt's output is not its output
+  if (std::optional<std::string> problem = output_problem(text, max_output_data_))
+    end.output_error = *problem;
+  else if (text.find_first_not_of(" \t\r\n") != std::string::npos)
+    end.output_data = std::move(text);
 }
 
 std::optional<SteadyTime> CommandExecutor::next_deadline() const {

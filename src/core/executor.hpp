@@ -34,6 +34,7 @@ struct TaskLaunch {
   std::string working_directory;  // empty: the executor's default
   std::vector<std::pair<std::string, std::string>> env;  // the task's own variables
   std::string input_json;  // the run's input (commands get it as ORCH_INPUT_*)
+  std::string outputs_json;  // a shell task's ancestors' outputs (ORCH_OUTPUTS); "" for none
   std::chrono::milliseconds timeout{0};  // 0: none
   int attempt = 1;
 };
@@ -46,6 +47,8 @@ struct AttemptEnd {
   std::string output;  // the tail, raw bytes
   bool output_truncated = false;
   std::string error;  // empty when it exited with 0
+  std::string output_data;  // its output, one JSON value as text; "" for none
+  std::string output_error;  // why its output cannot be stored (then the attempt fails); "" if it can
 };
 
 enum class LaunchStatus {

@@ -68,8 +68,8 @@ bool is_legal(RunStatus from, RunStatus to) {
 bool is_legal(TaskStatus from, TaskStatus to) {
   using S = TaskStatus;
   switch (from) {
-    case S::Pending:
-      return to == S::Dispatched || to == S::Skipped || to == S::Stopped;
+    case S::Pending:  // FAILED: its command could not be given the outputs it uses
+      return to == S::Dispatched || to == S::Skipped || to == S::Stopped || to == S::Failed;
     case S::Dispatched:
       return to == S::Running || to == S::Pending || to == S::Failed || to == S::Stopped;
     case S::Running:

@@ -26,11 +26,6 @@ json parse_input(const std::string &input_json) {
   return input;
 }
 
-std::string render(const json &value) {
-  if (value.is_string()) return value.get<std::string>();
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 bool is_key_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
          c == '-';
@@ -40,38 +35,57 @@ bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
 }  // namespace
 
+std::string render_value(const json &value) {
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool is_output_key(const std::string &key) { return key.rfind("tasks.", 0) == 0; }
+
+std::string replace_placeholders(const std::string &arg,
+                                 const std::function<std::optional<std::string>(const std::string &key)> &replace) {
+  std::string result;
+  std::size_t i = 0;
+  while (i < arg.size()) {
+    if (arg.compare(i, 2, "{{") == 0) {
+      std::size_t j = i + 2;
+      while (j < arg.size() && is_blank(arg[j])) ++j;
+      std::size_t key_start = j;
+      while (j < arg.size() && is_key_char(arg[j])) ++j;
+      std::size_t key_end = j;
+      while (j < arg.size() && is_blank(arg[j])) ++j;
+      if (key_end > key_start && arg.compare(j, 2, "}}") == 0) {
+        std::optional<std::string> value = replace(arg.substr(key_start, key_end - key_start));
+        if (value) {
+          result += *value;
+          i = j + 2;
+          continue;
+        }
+        result.append(arg, i, j + 2 - i);  // kept as written, not scanned again
+        i = j + 2;
+        continue;
+      }
+    }
+    result += arg[i++];
+  }
+  return result;
+}
+
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
                                                  const std::string &task_name) {
   json input = parse_input(input_json);
   std::vector<std::string> out;
   out.reserve(argv.size());
-  for (const std::string &arg : argv) {
-    std::string result;
-    std::size_t i = 0;
-    while (i < arg.size()) {
-      if (arg.compare(i, 2, "{{") == 0) {
-        std::size_t j = i + 2;
-        while (j < arg.size() && is_blank(arg[j])) ++j;
-        std::size_t key_start = j;
-        while (j < arg.size() && is_key_char(arg[j])) ++j;
-        std::size_t key_end = j;
-        while (j < arg.size() && is_blank(arg[j])) ++j;
-        if (key_end > key_start && arg.compare(j, 2, "}}") == 0) {
-          std::string key = arg.substr(key_start, key_end - key_start);
-          auto it = input.find(key);
-          std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
-          if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");
-          std::string value = render(*it);
-          if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-          result += value;
-          i = j + 2;
-          continue;
-        }
-      }
-      result += arg[i++];
-    }
-    out.push_back(std::move(result));
-  }
+  for (const std::string &arg : argv)
+    out.push_back(replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+      if (is_output_key(key)) return std::nullopt;
+      auto it = input.find(key);
+      std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
+      if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");
+      std::string value = render_value(*it);
+      if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
+      return value;
+    }));
   return out;
 }
 
@@ -90,7 +104,7 @@ std::map<std::string, std::string> input_environment(const std::string &input_js
     if (!inserted)
       throw InvalidInput("input data keys " + quote(it->second) + " and " + quote(item.key()) +
                          " both map to environment variable " + name);
-    std::string value = render(item.value());
+    std::string value = render_value(item.value());
     if (value.find('\0') != std::string::npos)
       throw InvalidInput("input data key " + quote(item.key()) + " contains a NUL byte and cannot be passed as " +
                          name);

@@ -2,7 +2,10 @@
 // elements of command tasks, ORCH_INPUT_<KEY> variables for every task.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,8 +16,23 @@ namespace orch {
 // Deepest nesting accepted in input data; rendering values recurses.
 constexpr int kMaxInputDepth = 1000;
 
-// Replaces each {{key}} (key of [A-Za-z0-9_.-]+, spaces allowed inside the
-// braces) with the value of that top-level key of input_json, within the
+// Calls replace(key) for each {{key}} placeholder of arg (key of
+// [A-Za-z0-9_.-]+, spaces allowed inside the braces) and returns arg with
+// each replaced by what replace returns, or kept as written when replace
+// returns nullopt. A "{{" that does not start a placeholder stays as is.
+std::string replace_placeholders(const std::string &arg,
+                                 const std::function<std::optional<std::string>(const std::string &key)> &replace);
+
+// A JSON value as a placeholder or variable inserts it: strings verbatim,
+// anything else as compact JSON.
+std::string render_value(const nlohmann::json &value);
+
+// Keys starting with "tasks." name another task's output (core/outputs.hpp),
+// not input data.
+bool is_output_key(const std::string &key);
+
+// Replaces each {{key}} (other than output keys, left for when the task
+// becomes ready) with the value of that top-level key of input_json, within the
 // one element it appears in: an input value can never become a second
 // argument. Strings are inserted verbatim; numbers, booleans and null as
 // JSON text; objects and arrays as compact JSON. Inserted values are not

@@ -3,10 +3,21 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/placeholders.hpp"
 
 namespace orch {
 
 namespace {
+
+bool uses_outputs(const std::vector<std::string> &command) {
+  bool found = false;
+  for (const std::string &arg : command)
+    (void)replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+      found = found || is_output_key(key);
+      return std::nullopt;
+    });
+  return found;
+}
 
 nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
   nlohmann::json row = {
@@ -23,9 +34,13 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
       {"retry_delay_ms", task.retry_delay.count()},
       {"retry_backoff", task.retry_backoff},
       {"depends_on", task.depends_on},
+      {"uses_outputs", false},
   };
   switch (task.kind) {
-    case TaskKind::Command: row["command"] = task.command; break;
+    case TaskKind::Command:
+      row["command"] = task.command;
+      row["uses_outputs"] = uses_outputs(task.command);
+      break;
     case TaskKind::Shell: row["shell"] = task.shell; break;
     case TaskKind::Sql: row["sql"] = task.sql; break;
   }

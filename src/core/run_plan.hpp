@@ -11,7 +11,9 @@
 namespace orch {
 
 // The validated spec as a JSON array: intervals in milliseconds
-// (timeout_ms, retry_delay_ms) and depends_on as task indexes.
+// (timeout_ms, retry_delay_ms), depends_on as task indexes, and whether a
+// command uses other tasks' outputs (uses_outputs: substituted when it
+// becomes ready).
 std::string normalized_tasks_json(const ProcessTypeSpec &spec);
 
 }  // namespace orch

@@ -22,7 +22,11 @@ nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::option
 }
 
 nlohmann::json finished_record(const AttemptEnd &end) {
-  return finished_record(end.id, end.ending, end.exit_code, end.output, end.output_truncated, end.error);
+  nlohmann::json record = finished_record(end.id, end.ending, end.exit_code, end.output, end.output_truncated,
+                                          end.error);
+  if (!end.output_data.empty()) record["output_data"] = end.output_data;
+  if (!end.output_error.empty()) record["output_error"] = end.output_error;
+  return record;
 }
 
 std::string ending_label(Ending ending) {

@@ -23,6 +23,7 @@ nlohmann::json started_record(std::uint64_t task_id, int pid);
 // made storable text (to_database_text), an empty error is null.
 nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::optional<int> exit_code,
                                const std::string &output, bool truncated, const std::string &error);
+// ... plus "output_data" (JSON text) and "output_error" when it has them.
 nlohmann::json finished_record(const AttemptEnd &end);
 
 // exited, signaled, timed_out, stopped or spawn_failed.

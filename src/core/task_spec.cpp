@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/outputs.hpp"
 #include "core/interval.hpp"
 
 namespace orch {
@@ -233,6 +234,43 @@ void check_acyclic(const std::vector<TaskSpec> &tasks) {
   }
 }
 
+// Every {{tasks.NAME.output...}} of a command names an ancestor: a task it
+// depends on, directly or through others, so that the output exists when
+// the command becomes ready.
+void check_output_references(const json &root, const std::vector<TaskSpec> &tasks) {
+  std::vector<std::string> names;
+  for (const TaskSpec &task : tasks) names.push_back(task.name);
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (tasks[i].kind != TaskKind::Command) continue;
+    TaskParser parser(root[i], i);
+    std::vector<OutputReference> references;
+    try {
+      references = output_references(tasks[i].command, names);
+    } catch (const InvalidInput &e) {
+      parser.fail(e.what());
+    }
+    if (references.empty()) continue;
+    std::vector<bool> ancestor(tasks.size(), false);
+    std::vector<std::size_t> stack(tasks[i].depends_on.begin(), tasks[i].depends_on.end());
+    while (!stack.empty()) {
+      std::size_t next = stack.back();
+      stack.pop_back();
+      if (ancestor[next]) continue;
+      ancestor[next] = true;
+      stack.insert(stack.end(), tasks[next].depends_on.begin(), tasks[next].depends_on.end());
+    }
+    for (const OutputReference &reference : references) {
+      std::size_t named = 0;
+      while (tasks[named].name != reference.task) ++named;
+      std::string key = "tasks." + reference.task + ".output";
+      for (const std::string &element : reference.path) key += "." + element;
+      if (!ancestor[named])
+        parser.fail("placeholder {{" + key + "}} uses the output of " + quote(reference.task) +
+                    ", which it does not depend on (through \"depends_on\")");
+    }
+  }
+}
+
 // nlohmann's messages start with "[json.exception.parse_error.101] " and may
 // quote raw input bytes; keep the useful part, printable ASCII only.
 std::string json_error_text(const std::exception &e) {
@@ -313,6 +351,7 @@ ProcessTypeSpec parse_process_type(const std::string &tasks_json) {
   } else {
     for (std::size_t i = 1; i < result.tasks.size(); ++i) result.tasks[i].depends_on.push_back(i - 1);
   }
+  check_output_references(root, result.tasks);
   return result;
 }
 

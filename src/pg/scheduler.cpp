@@ -46,6 +46,12 @@ constexpr milliseconds kStartedDelay{50};
 // How soon runs whose process rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
+// Where commands write their output ($ORCH_OUTPUT): in the data directory,
+// which only the server's OS user may enter, one directory per database.
+std::string output_directory() {
+  return pg_call([] { return std::string(DataDir) + "/pg_orch_outputs_" + std::to_string(MyDatabaseId); });
+}
+
 // A row of orch._claim_tasks.
 TaskLaunch task_launch_of(const Row &row) {
   TaskLaunch task;
@@ -62,6 +68,7 @@ TaskLaunch task_launch_of(const Row &row) {
   task.input_json = row.jsonb_text("input_data");
   task.timeout = milliseconds(row.int8_or_null("timeout_ms").value_or(0));
   task.attempt = row.int4("attempt").value_or(1);
+  task.outputs_json = row.jsonb_text("outputs");
   return task;
 }
 
@@ -100,7 +107,8 @@ class Scheduler {
   // what is ready, then sleep until the next event.
   void iterate() {
     reload_config_if_asked();
-    commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output));
+    commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output),
+                         static_cast<std::size_t>(settings.max_output_data));
     for (Executor *executor : executors_)
       for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
 
@@ -369,7 +377,7 @@ class Scheduler {
 
   const Clock &clock_;
   const std::string marker_ = scheduler_marker();
-  CommandExecutor commands_{marker_};
+  CommandExecutor commands_{marker_, output_directory()};
   SqlTaskExecutor sql_tasks_;
   const std::vector<Executor *> executors_{&commands_, &sql_tasks_};
   Deadlines deadlines_;

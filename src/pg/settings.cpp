@@ -55,6 +55,11 @@ void define_settings() {
   DefineCustomIntVariable("orch.max_output", "Bytes of a task's output kept (the tail).", nullptr,
                           &settings.max_output, 64 * 1024, 0, 64 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE,
                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orch.max_output_data",
+                          "Largest output of a task, in bytes (what it writes to $ORCH_OUTPUT, an sql task's rows "
+                          "as JSON); more fails the attempt.",
+                          nullptr, &settings.max_output_data, 1024 * 1024, 0, 1024 * 1024 * 1024, PGC_SIGHUP,
+                          GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
   // Input is stored once per run and read by every task: bounded, and only
   // a superuser may raise the bound.
   DefineCustomIntVariable("orch.max_input_size", "Largest input data of a process, in bytes (as JSON text).",

@@ -7,6 +7,7 @@
 
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
+#include "core/outputs.hpp"
 #include "core/placeholders.hpp"
 #include "core/retry_backoff.hpp"
 #include "core/run_plan.hpp"
@@ -22,6 +23,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(orch_input_data);
 PG_FUNCTION_INFO_V1(orch_parse_process_type);
 PG_FUNCTION_INFO_V1(orch_substitute_placeholders);
+PG_FUNCTION_INFO_V1(orch_substitute_outputs);
 PG_FUNCTION_INFO_V1(orch_check_input_environment);
 PG_FUNCTION_INFO_V1(orch_retry_delay_ms);
 PG_FUNCTION_INFO_V1(orch_wake_scheduler_at_commit);
@@ -100,6 +102,13 @@ extern "C" Datum orch_substitute_placeholders(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
     return text_array_result(
         orch::substitute_placeholders(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2)));
+  });
+}
+
+extern "C" Datum orch_substitute_outputs(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return text_array_result(
+        orch::substitute_outputs(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2)));
   });
 }
 

@@ -19,6 +19,7 @@
 
 extern "C" {
 #include "access/table.h"
+#include "funcapi.h"
 #include "catalog/pg_db_role_setting.h"
 #include "mb/pg_wchar.h"
 #include "nodes/params.h"
@@ -52,7 +53,7 @@ static_assert(sizeof(SqlTaskArgs) <= BGW_EXTRALEN, "bgw_extra too small");
 // for this transaction, then find it recorded.
 constexpr const char *kContextQuery = R"SQL(
   SELECT r.status = 'IN_PROGRESS' AS run_in_progress, c.sql, c.input_data::text AS input, c.role_name AS role,
-         c.jwt_claims::text AS claims, c.timeout_ms
+         c.jwt_claims::text AS claims, c.timeout_ms, c.outputs::text AS outputs
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id CROSS JOIN LATERAL orch._sql_task_context(t.id) c
   WHERE t.id = $1::bigint AND t.status = 'DISPATCHED' AND t.attempt = $2::integer
   FOR UPDATE OF t
@@ -103,10 +104,12 @@ void fix_jwt_claims(const std::string &claims) {
 }
 
 // ---------------------------------------------------------------------------
-// The statement's rows as text: tab-separated columns (NULL as nothing), one
-// row per line, the rows of every statement that returns rows. At most
-// `limit` bytes are kept: the head (the first rows), cut on a character
-// boundary; the rest is only counted.
+// The statement's rows, twice: as text, tab-separated columns (NULL as
+// nothing), one row per line, of which at most `limit` bytes are kept (the
+// head, cut on a character boundary; the rest is only counted); and as the
+// task's output, a JSON array of one object per row, which must fit in
+// orch.max_output_data. Both hold the rows of every statement that returns
+// rows.
 
 struct SqlResult {
   bool ok = false;
@@ -116,6 +119,8 @@ struct SqlResult {
   std::uint64_t rows = 0;
   std::string output;
   bool truncated = false;
+  std::string rows_json;  // the rows as JSON objects, comma-separated
+  bool rows_json_too_large = false;
   std::string error;
   int sqlstate = 0;
 };
@@ -125,8 +130,10 @@ struct RowReceiver {
   DestReceiver pub;
   SqlResult *result;
   std::size_t limit;
+  std::size_t json_limit;
   int columns;
   FmgrInfo *output_functions;
+  TupleDesc json_desc;  // a blessed copy of the rows' descriptor: row_to_json needs a known row type
   MemoryContext row_context;  // reset for every row
 };
 
@@ -147,6 +154,7 @@ void receiver_startup(DestReceiver *self, int, TupleDesc desc) {
     receiver->result->returned_rows = true;
     pg_call([&] {
       receiver->columns = desc->natts;
+      receiver->json_desc = BlessTupleDesc(CreateTupleDescCopy(desc));
       receiver->output_functions = static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo) * std::max(1, desc->natts)));
       for (int i = 0; i < desc->natts; ++i) {
         Form_pg_attribute column = TupleDescAttr(desc, i);
@@ -168,17 +176,31 @@ bool receiver_receive(TupleTableSlot *slot, DestReceiver *self) {
     auto *receiver = reinterpret_cast<RowReceiver *>(self);
     SqlResult &result = *receiver->result;
     ++result.rows;
-    if (result.truncated) return true;  // only counted; never stop the statement early
+    // Past both limits rows are only counted: never stop the statement early.
+    if (result.truncated && result.rows_json_too_large) return true;
     pg_call([&] {
       MemoryContext caller = MemoryContextSwitchTo(receiver->row_context);
-      if (result.rows > 1) append_limited(result, receiver->limit, "\n", 1);
       slot_getallattrs(slot);
-      for (int i = 0; i < receiver->columns && !result.truncated; ++i) {
-        if (TupleDescAttr(slot->tts_tupleDescriptor, i)->attisdropped) continue;
-        if (i > 0) append_limited(result, receiver->limit, "\t", 1);
-        if (slot->tts_isnull[i]) continue;
-        char *text = OutputFunctionCall(&receiver->output_functions[i], slot->tts_values[i]);
-        append_limited(result, receiver->limit, text, strlen(text));
+      if (!result.truncated) {
+        if (result.rows > 1) append_limited(result, receiver->limit, "\n", 1);
+        for (int i = 0; i < receiver->columns && !result.truncated; ++i) {
+          if (TupleDescAttr(slot->tts_tupleDescriptor, i)->attisdropped) continue;
+          if (i > 0) append_limited(result, receiver->limit, "\t", 1);
+          if (slot->tts_isnull[i]) continue;
+          char *text = OutputFunctionCall(&receiver->output_functions[i], slot->tts_values[i]);
+          append_limited(result, receiver->limit, text, strlen(text));
+        }
+      }
+      if (!result.rows_json_too_large) {
+        HeapTuple row = heap_form_tuple(receiver->json_desc, slot->tts_values, slot->tts_isnull);
+        text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, HeapTupleGetDatum(row)));
+        std::size_t length = VARSIZE_ANY_EXHDR(json);
+        if (result.rows_json.size() + length + 1 > receiver->json_limit) {
+          result.rows_json_too_large = true;
+        } else {
+          if (!result.rows_json.empty()) result.rows_json += ',';
+          result.rows_json.append(VARDATA_ANY(json), length);
+        }
       }
       MemoryContextSwitchTo(caller);
       MemoryContextReset(receiver->row_context);
@@ -190,10 +212,11 @@ bool receiver_receive(TupleTableSlot *slot, DestReceiver *self) {
 void receiver_shutdown(DestReceiver *) {}
 void receiver_destroy(DestReceiver *) {}
 
-// $1 of the user's SQL is jsonb, for every statement of it.
-void declare_jsonb_parameter(ParseState *pstate, void *) {
-  static const Oid types[1] = {JSONBOID};
-  cpp_entry([&] { pg_call([&] { setup_parse_fixed_parameters(pstate, types, 1); }); });
+// $1 (the run's input) and $2 (the outputs of the task's ancestors) of the
+// user's SQL are jsonb, for every statement of it.
+void declare_jsonb_parameters(ParseState *pstate, void *) {
+  static const Oid types[2] = {JSONBOID, JSONBOID};
+  cpp_entry([&] { pg_call([&] { setup_parse_fixed_parameters(pstate, types, 2); }); });
 }
 
 // ---------------------------------------------------------------------------
@@ -267,7 +290,8 @@ void with_pinned_search_path(F &&body) {
 // its work is done here, as the creator, and counted as the task's. On error
 // the subtransaction is rolled back (with every setting made in it) and the
 // error is returned in the result.
-SqlResult run_statement(const std::string &sql, const std::string &input, long long timeout_ms) {
+SqlResult run_statement(const std::string &sql, const std::string &input, const std::string &outputs,
+                        long long timeout_ms) {
   SqlResult result;
   MemoryContext context = nullptr;
   ResourceOwner owner = nullptr;
@@ -280,6 +304,8 @@ SqlResult run_statement(const std::string &sql, const std::string &input, long l
   receiver.pub.mydest = DestDebug;  // neither DestNone nor DestSPI, which SPI treats specially
   receiver.result = &result;
   receiver.limit = static_cast<std::size_t>(std::max(0, settings.max_output));
+  // Room for the brackets of the array around the rows.
+  receiver.json_limit = static_cast<std::size_t>(std::max(2, settings.max_output_data)) - 2;
   char timeout_text[32];
   snprintf(timeout_text, sizeof(timeout_text), "%lld", timeout_ms);
   try {
@@ -298,13 +324,15 @@ SqlResult run_statement(const std::string &sql, const std::string &input, long l
         (void)set_config_option("statement_timeout", timeout_text, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
                                 ERROR, false);
 
-      Datum input_value = DirectFunctionCall1(jsonb_in, CStringGetDatum(input.c_str()));
-      ParamListInfo params = makeParamList(1);
-      params->params[0].value = input_value;
-      params->params[0].isnull = false;
-      params->params[0].pflags = PARAM_FLAG_CONST;
-      params->params[0].ptype = JSONBOID;
-      params->parserSetup = declare_jsonb_parameter;
+      ParamListInfo params = makeParamList(2);
+      const std::string *values[2] = {&input, &outputs};
+      for (int i = 0; i < 2; ++i) {
+        params->params[i].value = DirectFunctionCall1(jsonb_in, CStringGetDatum(values[i]->c_str()));
+        params->params[i].isnull = false;
+        params->params[i].pflags = PARAM_FLAG_CONST;
+        params->params[i].ptype = JSONBOID;
+      }
+      params->parserSetup = declare_jsonb_parameters;
       params->parserSetupArg = nullptr;
       SPIExecuteOptions options = {};
       options.params = params;
@@ -391,7 +419,7 @@ void record_as_creator(std::uint64_t task_id, const Json &record) {
 // What the first transaction found: the creator and what to run.
 struct Context {
   Oid role = InvalidOid;
-  std::string sql, input, claims;  // claims: "" for none
+  std::string sql, input, outputs, claims;  // claims: "" for none
   long long timeout_ms = 0;  // 0: none
 };
 
@@ -416,6 +444,7 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
         found_context.sql = row.text("sql");
         found_context.input = row.text("input");
         found_context.claims = row.text("claims");
+        found_context.outputs = row.text("outputs");
         found_context.timeout_ms = row.int8_or_null("timeout_ms").value_or(0);
       });
       if (!found) return;  // recorded or taken back already: nothing to do
@@ -450,10 +479,20 @@ void run_sql_task(std::uint64_t task_id, int attempt) {
     apply_creator_settings(context.role);
     long long timeout_ms = context.timeout_ms;
     auto started = steady_clock::now();
-    SqlResult result = run_statement(context.sql, context.input, timeout_ms);
+    SqlResult result = run_statement(context.sql, context.input, context.outputs, timeout_ms);
     if (result.ok) {
       std::string output = result.returned_rows ? result.output : rows_affected(result);
-      record_as_creator(task_id, finished_record(task_id, Ending::Exited, 0, output, result.truncated, ""));
+      AttemptEnd end;
+      end.id = task_id;
+      end.exit_code = 0;
+      end.output = output;
+      end.output_truncated = result.truncated;
+      if (result.rows_json_too_large)
+        end.output_error = "the rows it returned are more than orch.max_output_data (" +
+                           std::to_string(settings.max_output_data) + " bytes) as JSON";
+      else if (result.returned_rows)
+        end.output_data = "[" + result.rows_json + "]";
+      record_as_creator(task_id, finished_record(end));
     } else {
       // A failed statement is an exit without a code. A cancel after the
       // timeout is the timeout's (a user's cancel comes sooner); the margin

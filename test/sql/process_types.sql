@@ -27,7 +27,21 @@ SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"],
                                          {"name": "b", "command": ["/bin/true"], "depends_on": ["a"]}]');
 SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"], "depends_on": ["nope"]}]');
 SELECT orch.define_process_type('bad name!', '[{"name": "a", "command": ["/bin/true"]}]');
+-- Output placeholders: a task that exists, that it depends on, a PATH without empty elements.
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"]},
+  {"name": "b", "command": ["echo", "{{tasks.nope.output}}"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"], "depends_on": []},
+  {"name": "b", "command": ["echo", "{{tasks.a.output}}"], "depends_on": []}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"]},
+  {"name": "b", "command": ["echo", "{{tasks.a.output..x}}"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"]},
+  {"name": "b", "command": ["echo", "{{tasks.b.output}}"]}]');
 SELECT count(*) AS bad_types FROM orch.process_types WHERE name LIKE 'bad%';
+-- ... while input placeholders and literal text stay as they were.
+SELECT (orch.define_process_type('uses-outputs', '[{"name": "a", "command": ["/bin/true"]},
+  {"name": "b", "command": ["echo", "{{day}}-{{tasks.a.output.x.0}}", "{{ tasks.a.output }}", "{tasks.a.output}"]}]')).version;
+SELECT task_index, has_placeholders, uses_outputs FROM orch.process_type_tasks WHERE type = 'uses-outputs' ORDER BY 1;
+SELECT orch.drop_process_type('uses-outputs');
 
 -- Only privileged roles may define types that run OS commands.
 CREATE ROLE regress_orch_plain;

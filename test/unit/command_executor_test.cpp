@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <thread>
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.hpp"
 
@@ -12,6 +17,13 @@ namespace orch {
 namespace {
 
 using namespace std::chrono_literals;
+
+// A fresh directory per test, for the output files.
+std::string output_directory() {
+  char path[] = "/tmp/orch_outputs_XXXXXX";
+  if (::mkdtemp(path) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  return path;
+}
 
 TaskLaunch task(std::uint64_t id, std::vector<std::string> command) {
   TaskLaunch launch;
@@ -27,12 +39,18 @@ TaskLaunch task(std::uint64_t id, std::vector<std::string> command) {
   return launch;
 }
 
-// Polls until `id` ends, failing after a deadline.
+// Polls until `id` ends, failing after a deadline. Ends of other attempts
+// are kept for their own call.
 AttemptEnd wait_for(CommandExecutor &executor, std::uint64_t id) {
+  static std::map<std::uint64_t, AttemptEnd> seen;
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
-    for (AttemptEnd &end : executor.poll(std::chrono::steady_clock::now()))
-      if (end.id == id) return end;
+    for (AttemptEnd &end : executor.poll(std::chrono::steady_clock::now())) seen[end.id] = std::move(end);
+    if (auto found = seen.find(id); found != seen.end()) {
+      AttemptEnd end = std::move(found->second);
+      seen.erase(found);
+      return end;
+    }
     std::this_thread::sleep_for(5ms);
   }
   ADD_FAILURE() << "attempt " << id << " did not end within 10 s";
@@ -40,7 +58,9 @@ AttemptEnd wait_for(CommandExecutor &executor, std::uint64_t id) {
 }
 
 TEST(CommandEnvironment, TaskEnvThenInputThenIdentityThenMarker) {
-  std::vector<std::string> env = command_environment(task(7, {"true"}), "ORCH_SCHEDULER=1/2");
+  TaskLaunch shell = task(7, {"true"});
+  shell.outputs_json = R"({"extract": [1, 2]})";
+  std::vector<std::string> env = command_environment(shell, "ORCH_SCHEDULER=1/2", "/data/out/7-2");
   auto has = [&](const std::string &entry) { return std::find(env.begin(), env.end(), entry) != env.end(); };
   EXPECT_TRUE(has("MODE=full"));
   EXPECT_TRUE(has("ORCH_INPUT_DAY=mon"));
@@ -49,12 +69,14 @@ TEST(CommandEnvironment, TaskEnvThenInputThenIdentityThenMarker) {
   EXPECT_TRUE(has("ORCH_TASK_ID=7"));
   EXPECT_TRUE(has("ORCH_TASK_NAME=extract"));
   EXPECT_TRUE(has("ORCH_ATTEMPT=2"));
+  EXPECT_TRUE(has("ORCH_OUTPUTS={\"extract\": [1, 2]}"));
+  EXPECT_TRUE(has("ORCH_OUTPUT=/data/out/7-2"));
   EXPECT_EQ(env.back(), "ORCH_SCHEDULER=1/2");
   EXPECT_TRUE(std::any_of(env.begin(), env.end(), [](const std::string &e) { return e.rfind("PATH=", 0) == 0; }));
 }
 
 TEST(CommandExecutor, ReportsTheExitCodeAndOutput) {
-  CommandExecutor executor("ORCH_SCHEDULER=test");
+  CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   Launch launch = executor.launch(task(1, {"/bin/sh", "-c", "echo $ORCH_INPUT_DAY; exit 3"}), std::chrono::steady_clock::now());
   ASSERT_EQ(launch.status, LaunchStatus::Running);
   EXPECT_GT(launch.pid, 0);
@@ -68,7 +90,7 @@ TEST(CommandExecutor, ReportsTheExitCodeAndOutput) {
 }
 
 TEST(CommandExecutor, ShellTasksRunTheirScript) {
-  CommandExecutor executor("ORCH_SCHEDULER=test");
+  CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   TaskLaunch shell = task(2, {});
   shell.kind = "shell";
   shell.shell = "printf %s \"$MODE\"";
@@ -80,7 +102,7 @@ TEST(CommandExecutor, ShellTasksRunTheirScript) {
 }
 
 TEST(CommandExecutor, ARefusedRequestFailsTheAttemptAtTheNextPoll) {
-  CommandExecutor executor("ORCH_SCHEDULER=test");
+  CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   TaskLaunch bad = task(3, {"/bin/echo", std::string("a\0b", 3)});
   Launch launch = executor.launch(bad, std::chrono::steady_clock::now());
   EXPECT_EQ(launch.status, LaunchStatus::Failed);
@@ -97,8 +119,8 @@ TEST(CommandExecutor, ARefusedRequestFailsTheAttemptAtTheNextPoll) {
 }
 
 TEST(CommandExecutor, StopEndsItStoppedAndTimeoutEndsItTimedOut) {
-  CommandExecutor executor("ORCH_SCHEDULER=test");
-  executor.set_limits(200ms, 1 << 20);
+  CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
+  executor.set_limits(200ms, 1 << 20, 1 << 20);
   auto now = std::chrono::steady_clock::now();
   ASSERT_EQ(executor.launch(task(4, {"sleep", "30"}), now).status, LaunchStatus::Running);
   TaskLaunch slow = task(5, {"sleep", "30"});
@@ -111,6 +133,55 @@ TEST(CommandExecutor, StopEndsItStoppedAndTimeoutEndsItTimedOut) {
   AttemptEnd timed_out = wait_for(executor, 5);
   EXPECT_EQ(timed_out.ending, Ending::TimedOut);
   EXPECT_FALSE(timed_out.exit_code);
+}
+
+TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
+  std::string directory = output_directory();
+  CommandExecutor executor("ORCH_SCHEDULER=test", directory);
+  TaskLaunch writer = task(6, {});
+  writer.kind = "shell";
+  writer.shell = "printf '{\"rows\": %s}' 3 > \"$ORCH_OUTPUT\"; echo done";
+  ASSERT_EQ(executor.launch(writer, std::chrono::steady_clock::now()).status, LaunchStatus::Running);
+  AttemptEnd end = wait_for(executor, 6);
+  EXPECT_EQ(end.exit_code, 0);
+  EXPECT_EQ(end.output, "done\n");
+  EXPECT_EQ(end.output_data, "{\"rows\": 3}");
+  EXPECT_EQ(end.output_error, "");
+  struct stat info;
+  EXPECT_NE(::stat((directory + "/6-2").c_str(), &info), 0) << "the output file is removed";
+}
+
+TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
+  CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
+  executor.set_limits(std::chrono::milliseconds(5000), 1 << 20, 16);
+  TaskLaunch invalid = task(7, {});
+  invalid.kind = "shell";
+  invalid.shell = "echo 'not json' > \"$ORCH_OUTPUT\"";
+  TaskLaunch large = task(8, {});
+  large.kind = "shell";
+  large.shell = "echo '[1,2,3,4,5,6,7,8,9,10]' > \"$ORCH_OUTPUT\"";
+  TaskLaunch none = task(9, {"true"});
+  auto now = std::chrono::steady_clock::now();
+  ASSERT_EQ(executor.launch(invalid, now).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(large, now).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(none, now).status, LaunchStatus::Running);
+  AttemptEnd bad = wait_for(executor, 7), big = wait_for(executor, 8), quiet = wait_for(executor, 9);
+  EXPECT_EQ(bad.output_error, "the output in $ORCH_OUTPUT is not one valid JSON value");
+  EXPECT_EQ(bad.output_data, "");
+  EXPECT_EQ(big.output_error, "the output in $ORCH_OUTPUT is more than orch.max_output_data (16 bytes)");
+  EXPECT_EQ(quiet.output_error, "");
+  EXPECT_EQ(quiet.output_data, "");
+}
+
+TEST(CommandExecutor, LeftoverOutputFilesAreRemovedAtStart) {
+  std::string directory = output_directory();
+  std::string leftover = directory + "/41-1";
+  FILE *file = std::fopen(leftover.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fclose(file);
+  CommandExecutor executor("ORCH_SCHEDULER=test", directory);
+  struct stat info;
+  EXPECT_NE(::stat(leftover.c_str(), &info), 0);
 }
 
 }  // namespace
