@@ -18,6 +18,7 @@ CREATE DOMAIN orch.event_kind AS text CHECK (VALUE IN (
   'schedule_changed', 'paused', 'resumed', 'schedule_paused',
   'scheduled_run', 'catch_up_run', 'tick_missed', 'tick_skipped', 'tick_queued',
   'task_started', 'task_retrying', 'task_completed', 'task_failed', 'task_stopped', 'task_skipped',
+  'subscribed', 'unsubscribed', 'emitted', 'event_run', 'event_skipped', 'event_queued',
   'run_completed', 'run_failed', 'run_stopped'));
 
 -- A type's name belongs to its first definer; each definition is a version
@@ -95,7 +96,9 @@ CREATE TABLE orch.processes (
   is_active   boolean NOT NULL DEFAULT true,  -- false: the schedule is paused
   next_run_at timestamptz,  -- the next tick; NULL when there is none (no schedule, or paused)
   last_run_at timestamptz,  -- when a run of this process last started
-  run_queued  boolean NOT NULL DEFAULT false,  -- overlap 'queue': a tick waits for the current run
+  run_queued  boolean NOT NULL DEFAULT false,  -- overlap 'queue': a tick or an event waits for the current run
+  queued_event text,  -- ... an event (NULL: a tick), whose run gets queued_input
+  queued_input jsonb,
   -- Denormalised from the current run (same transaction) so that listing by
   -- status and the start/stop checks need no join. PENDING until a first run.
   status      orch.status NOT NULL DEFAULT 'PENDING',
@@ -126,6 +129,16 @@ CREATE TABLE orch.process_claims (
 -- written (for each task of a run), planned once per session, often while
 -- the table is small, as a scan of it. Only pg_orch writes them, and
 -- orch.delete_process removes a process's runs and tasks with it.
+-- Processes started by an event (orch.on_event, orch.emit).
+CREATE TABLE orch.event_subscriptions (
+  process_id  text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,
+  event       text NOT NULL,
+  owner       text NOT NULL,  -- the process's, copied for row level security without a join
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (process_id, event)
+);
+CREATE INDEX ON orch.event_subscriptions (event);
+
 CREATE TABLE orch.runs (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   process_id   text NOT NULL,

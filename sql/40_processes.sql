@@ -92,7 +92,8 @@ $$;
 
 -- Starts a run of process `id` if it belongs to `owner` (and, with
 -- only_if_idle, is not in progress): makes the run from the version of its
--- type that it runs, makes it the process's current run and logs `event`.
+-- type that it runs, with `input` (NULL: the process's), makes it the
+-- process's current run and logs `event`.
 -- Returns the run's id, or NULL when the process did not qualify (the
 -- caller then says why). One statement, the least a start must do: the row
 -- is locked by the UPDATE, and only if it qualifies, so a caller who may not
@@ -100,7 +101,7 @@ $$;
 -- No SET clause (a sixth of a start): only orch._api_start and
 -- orch._start_scheduled_run call it, and both pin search_path.
 CREATE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
-                                event orch.event_kind, event_detail jsonb)
+                                event orch.event_kind, event_detail jsonb, input jsonb DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
@@ -112,7 +113,8 @@ BEGIN
     SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
         last_run_at = clock_timestamp(), updated_at = clock_timestamp()
     WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
-    RETURNING p.id, p.owner, p.type, p.type_version, p.input_data, p.current_run_id),
+    RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
+              p.current_run_id),
   run AS (
     INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
     OVERRIDING SYSTEM VALUE
@@ -196,6 +198,7 @@ BEGIN
   WHERE r.id = t.run_id AND r.process_id = proc.id AND r.status = 'STOPPED' AND t.status = 'PENDING';
   UPDATE orch.processes p
   SET status = CASE WHEN p.status = 'IN_PROGRESS' THEN 'STOPPED' ELSE p.status END, run_queued = false,
+      queued_event = NULL, queued_input = NULL,
       updated_at = now()
   WHERE p.id = proc.id;
   PERFORM orch._wake_scheduler_at_commit(true);

@@ -120,30 +120,34 @@ END
 $$;
 
 
--- A scheduled start. A run that cannot be made (say, the type was redefined
--- with a placeholder the input lacks) is recorded as a FAILED run saying why,
--- instead of failing the scheduler's transaction.
-CREATE FUNCTION orch._start_scheduled_run(proc orch.processes, catch_up boolean) RETURNS void
+-- A start by the system: a tick (triggered_by SCHEDULED) or a queued event
+-- ('event:<name>', with its input). A run that cannot be made (say, the
+-- type was redefined with a placeholder the input lacks) is recorded as a
+-- FAILED run saying why, instead of failing the scheduler's transaction.
+CREATE FUNCTION orch._start_scheduled_run(proc orch.processes, catch_up boolean, triggered_by text DEFAULT 'SCHEDULED',
+                                          input jsonb DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   new_run_id bigint;
   message text;
+  kind orch.event_kind := CASE WHEN triggered_by <> 'SCHEDULED' THEN 'event_run'
+                               WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END;
 BEGIN
   BEGIN
-    new_run_id := orch._start_run(proc.id, proc.owner, false, 'SCHEDULED', catch_up,
-                                  CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, NULL);
+    new_run_id := orch._start_run(proc.id, proc.owner, false, triggered_by, catch_up, kind, NULL, input);
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
     INSERT INTO orch.runs (process_id, owner, status, triggered_by, catch_up, total_tasks, completed_at, error_message)
-    VALUES (proc.id, proc.owner, 'FAILED', 'SCHEDULED', catch_up, 0, clock_timestamp(),
-            'the scheduled run could not start: ' || message)
+    VALUES (proc.id, proc.owner, 'FAILED', triggered_by, catch_up, 0, clock_timestamp(),
+            CASE WHEN triggered_by = 'SCHEDULED' THEN 'the scheduled run' ELSE 'the run for ' || triggered_by END
+              || ' could not start: ' || message)
     RETURNING id INTO new_run_id;
     IF proc.status <> 'IN_PROGRESS' THEN
       UPDATE orch.processes p SET status = 'FAILED', current_run_id = new_run_id, last_run_at = clock_timestamp()
       WHERE p.id = proc.id;
     END IF;
-    PERFORM orch._log(CASE WHEN catch_up THEN 'catch_up_run' ELSE 'scheduled_run' END, proc.owner, proc.id, new_run_id, NULL);
+    PERFORM orch._log(kind, proc.owner, proc.id, new_run_id, NULL);
   END;
 END
 $$;
@@ -214,7 +218,7 @@ BEGIN
             PERFORM orch._log('tick_skipped', proc.owner, proc.id, proc.current_run_id,
                                     jsonb_build_object('tick', tick, 'reason', 'a run is already queued'));
           ELSE
-            UPDATE orch.processes p SET run_queued = true WHERE p.id = proc.id;
+            UPDATE orch.processes p SET run_queued = true, queued_event = NULL, queued_input = NULL WHERE p.id = proc.id;
             PERFORM orch._log('tick_queued', proc.owner, proc.id, proc.current_run_id, jsonb_build_object('tick', tick));
           END IF;
         ELSE
@@ -243,7 +247,8 @@ BEGIN
 END
 $$;
 
--- Starts the queued run of processes whose run just ended (overlap 'queue').
+-- Starts the queued run (a tick's or an event's) of processes whose run
+-- just ended (overlap 'queue').
 CREATE FUNCTION orch._start_queued_runs(run_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -253,8 +258,12 @@ BEGIN
   FOR proc IN SELECT p.* FROM orch.runs r JOIN orch.processes p ON p.id = r.process_id
               WHERE r.id = ANY (run_ids) AND p.current_run_id = r.id AND p.run_queued AND p.status <> 'IN_PROGRESS'
               FOR UPDATE OF p LOOP
-    UPDATE orch.processes p SET run_queued = false WHERE p.id = proc.id;
-    PERFORM orch._start_scheduled_run(proc, false);
+    UPDATE orch.processes p SET run_queued = false, queued_event = NULL, queued_input = NULL WHERE p.id = proc.id;
+    IF proc.queued_event IS NULL THEN
+      PERFORM orch._start_scheduled_run(proc, false);
+    ELSE
+      PERFORM orch._start_scheduled_run(proc, false, 'event:' || proc.queued_event, proc.queued_input);
+    END IF;
   END LOOP;
 END
 $$;

@@ -407,7 +407,7 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_runs(bigint[]),
-  orch._start_scheduled_run(orch.processes, boolean), orch._claim_tasks(integer, integer),
+  orch._start_scheduled_run(orch.processes, boolean, text, jsonb), orch._claim_tasks(integer, integer),
   orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb, boolean),
   orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint),

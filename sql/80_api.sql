@@ -26,6 +26,11 @@ CREATE FUNCTION orch.share_process(id text, grantee text, can_edit boolean DEFAU
 LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 CREATE FUNCTION orch.unshare_process(id text, grantee text) RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 
+CREATE FUNCTION orch.on_event(process_id text, event text) RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
+CREATE FUNCTION orch.off_event(process_id text, event text) RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
+CREATE FUNCTION orch.emit(event text, payload jsonb DEFAULT '{}') RETURNS bigint[]
+LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
+
 CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT NULL, overlap text DEFAULT NULL,
                                   misfire text DEFAULT NULL)
 RETURNS orch.processes LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';

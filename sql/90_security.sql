@@ -69,6 +69,14 @@ CREATE POLICY read_own_or_shared ON orch.processes FOR SELECT USING (
   OR EXISTS (SELECT 1 FROM orch.process_permissions pp
              WHERE pp.process_id = processes.id AND pp.grantee = ANY ((SELECT orch._identities())::text[])));
 
+ALTER TABLE orch.event_subscriptions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.event_subscriptions FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_own_or_shared ON orch.event_subscriptions FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin())
+  OR EXISTS (SELECT 1 FROM orch.process_permissions pp
+             WHERE pp.process_id = event_subscriptions.process_id
+               AND pp.grantee = ANY ((SELECT orch._identities())::text[])));
+
 -- A creator's JWT claims: never shown to those the process is shared with.
 ALTER TABLE orch.process_claims ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orch.process_claims FORCE ROW LEVEL SECURITY;
@@ -125,5 +133,5 @@ GRANT EXECUTE ON FUNCTION
   orch.create_process(text, text, jsonb, text, text, text, text), orch.start(text, text), orch.stop(text),
   orch.delete_process(text), orch.retry(bigint), orch.share_process(text, text, boolean),
   orch.unshare_process(text, text), orch.set_schedule(text, text, text, text, text), orch.pause(text),
-  orch.resume(text)
+  orch.resume(text), orch.on_event(text, text), orch.off_event(text, text), orch.emit(text, jsonb)
 TO orch_admin, orch_user;
