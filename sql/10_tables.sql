@@ -50,6 +50,7 @@ CREATE TABLE orch.process_type_versions (
   -- never changes how the processes that kept the old version are run.
   max_concurrent integer CHECK (max_concurrent > 0),
   task_count  integer NOT NULL,
+  has_fan_out boolean NOT NULL DEFAULT false,  -- a task has "for_each" or "count"
   defined_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (type, version)
 );
@@ -66,6 +67,8 @@ CREATE TABLE orch.process_type_tasks (
   command     text[],
   has_placeholders boolean NOT NULL,  -- a command element holds "{{": substituted at each start
   uses_outputs boolean NOT NULL,  -- a command element holds {{tasks.NAME.output...}}: substituted when ready
+  fan_out     jsonb,  -- {"for_each": [...] | "KEY"} or {"count": N}; NULL: one instance
+  max_parallel integer,  -- most of its instances running at once
   shell       text,
   sql         text,
   working_directory text,
@@ -148,6 +151,7 @@ CREATE TABLE orch.runs (
   catch_up     boolean NOT NULL DEFAULT false,  -- a scheduled run for ticks missed during downtime
   input_data   jsonb NOT NULL DEFAULT '{}',  -- the process's input when the run was made
   total_tasks  integer NOT NULL,
+  has_fan_out  boolean NOT NULL DEFAULT false,  -- copied from its type version
   -- The outputs of its tasks that no task depends on, by task name (NULL
   -- when none of them has one).
   output_data  jsonb,
@@ -180,6 +184,13 @@ CREATE TABLE orch.tasks (
   retry_backoff float8 NOT NULL DEFAULT 1,
   depends_on   integer[] NOT NULL DEFAULT '{}',  -- task_index values
   uses_outputs boolean NOT NULL DEFAULT false,  -- command still holds {{tasks.NAME.output...}} until ready
+  -- A fan-out task is one row with fan_out (its instances' parent: RUNNING
+  -- while they run, then COMPLETED with their outputs as an array, or
+  -- FAILED), and once it is ready one row per item, with item_index and item.
+  fan_out      jsonb,
+  max_parallel integer,
+  item_index   integer,
+  item         jsonb,
   status       orch.task_status NOT NULL DEFAULT 'PENDING',
   ready_at     timestamptz,  -- NULL while dependencies are unfinished
   attempt      integer NOT NULL DEFAULT 0,  -- attempts dispatched so far
@@ -191,7 +202,7 @@ CREATE TABLE orch.tasks (
   output_truncated boolean NOT NULL DEFAULT false,
   output_data  jsonb,  -- its output: what a command wrote to $ORCH_OUTPUT, an sql task's rows
   error_message text,
-  UNIQUE (run_id, task_index)
+  UNIQUE NULLS NOT DISTINCT (run_id, task_index, item_index)
 );
 -- The scheduler's claim: each owner's ready tasks in the order they became
 -- ready (also each owner's next delayed one), and how many each owner (and
@@ -199,7 +210,7 @@ CREATE TABLE orch.tasks (
 -- slots), so one small index serves both (orch._claim_tasks).
 CREATE INDEX tasks_ready_by_owner_idx ON orch.tasks (owner, ready_at, id)
   WHERE status = 'PENDING' AND ready_at IS NOT NULL;
-CREATE INDEX tasks_active_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING');
+CREATE INDEX tasks_active_idx ON orch.tasks (owner) WHERE status IN ('DISPATCHED', 'RUNNING') AND fan_out IS NULL;
 
 -- Who, besides its owner, may use a process type to create processes. A
 -- grantee is a role (its members may) or an owner name (a JWT "sub").

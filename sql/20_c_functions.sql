@@ -10,8 +10,16 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
 
 -- A command's arguments with {{key}} placeholders replaced by input values,
 -- each inside its one argument; raises for a placeholder without a value.
-CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text) RETURNS text[]
-LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
+CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text, fan_out boolean DEFAULT false)
+RETURNS text[] LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
+
+-- A fan-out's items (a JSON array) when it becomes ready, and an instance's
+-- command with {{item}}, {{item.PATH}} and {{item_index}} filled in
+-- (src/core/fan_out.hpp).
+CREATE FUNCTION orch._fan_out_items(fan_out jsonb, input jsonb, outputs jsonb, task text) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_fan_out_items';
+CREATE FUNCTION orch._substitute_item(command text[], item jsonb, item_index integer, task text) RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_item';
 
 -- Milliseconds before the next attempt of a task that failed attempt
 -- `attempt`: retry_delay_ms * retry_backoff^(attempt - 1), growing to an

@@ -116,28 +116,35 @@ BEGIN
     RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
               p.current_run_id),
   run AS (
-    INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks, started_at)
+    INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
+                           has_fan_out, started_at)
     OVERRIDING SYSTEM VALUE
     SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
-           v.task_count, clock_timestamp()
+           v.task_count, v.has_fan_out, clock_timestamp()
     FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
   tasks AS (
     INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
                             sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                            depends_on, uses_outputs, ready_at)
+                            depends_on, uses_outputs, fan_out, max_parallel, ready_at)
     SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
-           CASE WHEN t.has_placeholders THEN orch._substitute_placeholders(t.command, proc.input_data, t.name)
+           CASE WHEN t.has_placeholders
+                THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-           t.depends_on, t.uses_outputs, CASE WHEN cardinality(t.depends_on) = 0 THEN clock_timestamp() END
+           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel,
+           CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN clock_timestamp() END
     FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
   logged AS (
     INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
     SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
   SELECT proc.current_run_id INTO new_run_id FROM proc;
   IF new_run_id IS NOT NULL THEN
+    -- A fan-out with nothing to wait for makes its instances now.
+    IF EXISTS (SELECT 1 FROM orch.runs r WHERE r.id = new_run_id AND r.has_fan_out) THEN
+      PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
+    END IF;
     PERFORM orch._wake_scheduler_at_commit(false);
   END IF;
   RETURN new_run_id;
@@ -196,6 +203,11 @@ BEGIN
   UPDATE orch.tasks t SET status = 'STOPPED', completed_at = now(), error_message = 'stopped before it ran'
   FROM orch.runs r
   WHERE r.id = t.run_id AND r.process_id = proc.id AND r.status = 'STOPPED' AND t.status = 'PENDING';
+  -- A fan-out stops with its run; its running instances are killed as any task.
+  UPDATE orch.tasks t SET status = 'STOPPED', completed_at = now(), error_message = 'stopped'
+  FROM orch.runs r
+  WHERE r.id = t.run_id AND r.process_id = proc.id AND r.status = 'STOPPED' AND t.status = 'RUNNING'
+    AND t.fan_out IS NOT NULL;
   UPDATE orch.processes p
   SET status = CASE WHEN p.status = 'IN_PROGRESS' THEN 'STOPPED' ELSE p.status END, run_queued = false,
       queued_event = NULL, queued_input = NULL,
@@ -224,7 +236,7 @@ BEGIN
   END IF;
   -- A stopped run may still have a command being killed; keep its rows until then.
   IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.owner = proc.owner AND t.process_id = proc.id
-               AND t.status IN ('DISPATCHED', 'RUNNING')) THEN
+               AND t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL) THEN
     RAISE EXCEPTION 'cannot delete process "%" while its stopped command is still being killed', id
       USING ERRCODE = 'object_in_use', HINT = 'Try again in a moment, or wait with orch.wait().';
   END IF;
@@ -267,7 +279,8 @@ BEGIN
     RAISE EXCEPTION 'run % never started any task', run_id USING ERRCODE = 'object_not_in_prerequisite_state',
       DETAIL = run.error_message, HINT = 'Start the process again with orch.start().';
   END IF;
-  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = run.id AND t.status IN ('DISPATCHED', 'RUNNING')) THEN
+  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = run.id AND t.status IN ('DISPATCHED', 'RUNNING')
+               AND t.fan_out IS NULL) THEN
     RAISE EXCEPTION 'run % still has a command being stopped', run_id USING ERRCODE = 'object_in_use',
       HINT = 'Wait for it with orch.wait().';
   END IF;

@@ -72,7 +72,7 @@ DECLARE
 BEGIN
   LOOP
     SELECT p.status, EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = p.current_run_id
-                                AND t.status IN ('DISPATCHED', 'RUNNING'))
+                                AND t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL)
       INTO current, busy
       FROM orch.processes p WHERE p.id = wait.id;
     IF NOT FOUND THEN

@@ -16,9 +16,11 @@ BEGIN
       SELECT i FROM unnest(direct) AS i
       UNION
       SELECT i FROM ancestors a JOIN orch.tasks d ON d.run_id = run AND d.task_index = a.task_index
+        AND d.item_index IS NULL
         CROSS JOIN LATERAL unnest(d.depends_on) AS i)
+    -- (a fan-out's output is its parent row's: the instances' in item order)
     SELECT coalesce(jsonb_object_agg(d.name, d.output_data), '{}')
-    FROM ancestors a JOIN orch.tasks d ON d.run_id = run AND d.task_index = a.task_index);
+    FROM ancestors a JOIN orch.tasks d ON d.run_id = run AND d.task_index = a.task_index AND d.item_index IS NULL);
 END
 $$;
 
@@ -43,7 +45,7 @@ $$;
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
                shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
-               outputs jsonb)
+               outputs jsonb, item jsonb, item_index integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -57,7 +59,8 @@ BEGIN
             ORDER BY t.owner LIMIT 1)
     FROM owners o WHERE o.owner IS NOT NULL),
   running AS (  -- the tasks running now: at most the slots
-    SELECT t.owner, t.type, t.type_version FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING')),
+    SELECT t.owner, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel
+    FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL),
   busy AS (
     SELECT o.owner, (SELECT count(*) FROM running r WHERE r.owner = o.owner) AS running
     FROM owners o WHERE o.owner IS NOT NULL),
@@ -66,11 +69,17 @@ BEGIN
     FROM running r JOIN orch.process_type_versions v ON v.type = r.type AND v.version = r.type_version
     WHERE v.max_concurrent IS NOT NULL
     GROUP BY r.type, r.type_version, v.max_concurrent HAVING count(*) >= v.max_concurrent),
+  full_fan_outs AS (  -- fan-outs with max_parallel instances running
+    SELECT r.run_id, r.task_index FROM running r WHERE r.max_parallel IS NOT NULL
+    GROUP BY r.run_id, r.task_index, r.max_parallel HAVING count(*) >= r.max_parallel),
   turns AS (
-    SELECT c.id, c.type, c.type_version, b.running + c.rank AS turn, c.ready_at
+    SELECT c.id, c.type, c.type_version, c.run_id, c.task_index, c.max_parallel, b.running + c.rank AS turn,
+           c.ready_at
     FROM busy b CROSS JOIN LATERAL (
-      SELECT t.id, t.type, t.type_version, t.ready_at, row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
-      FROM (SELECT t.id, t.type, t.type_version, t.ready_at FROM orch.tasks t
+      SELECT t.id, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel, t.ready_at,
+             row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
+      FROM (SELECT t.id, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel, t.ready_at
+            FROM orch.tasks t
             WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL
               AND t.ready_at <= clock_timestamp()
             ORDER BY t.ready_at, t.id
@@ -78,6 +87,7 @@ BEGIN
             -- type version of theirs wait a turn longer; nobody else does.
             LIMIT 1000) t
       WHERE NOT EXISTS (SELECT 1 FROM full_versions f WHERE f.type = t.type AND f.type_version = t.type_version)
+        AND NOT EXISTS (SELECT 1 FROM full_fan_outs f WHERE f.run_id = t.run_id AND f.task_index = t.task_index)
       ORDER BY t.ready_at, t.id
       LIMIT least(greatest(per_owner - b.running, 0), max_count)) c),
   room AS (  -- room left under the max_concurrent of the candidates' type versions
@@ -86,12 +96,16 @@ BEGIN
              AS room
     FROM orch.process_type_versions v
     WHERE v.max_concurrent IS NOT NULL AND (v.type, v.version) IN (SELECT u.type, u.type_version FROM turns u)),
-  fitting AS (  -- of a limited type version, no more than its room, in turn order
+  fitting AS (  -- of a limited type version or fan-out, no more than its room, in turn order
     SELECT u.id, u.turn, u.ready_at
-    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type, u.type_version ORDER BY u.turn, u.ready_at, u.id) AS nth
+    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type, u.type_version ORDER BY u.turn, u.ready_at, u.id) AS nth,
+                 row_number() OVER (PARTITION BY u.run_id, u.task_index ORDER BY u.turn, u.ready_at, u.id) AS nth_instance
           FROM turns u) u
     LEFT JOIN room l ON l.type = u.type AND l.version = u.type_version
-    WHERE l.type IS NULL OR u.nth <= l.room),
+    WHERE (l.type IS NULL OR u.nth <= l.room)
+      AND (u.max_parallel IS NULL
+           OR u.nth_instance <= u.max_parallel - (SELECT count(*) FROM running r
+                                                  WHERE r.run_id = u.run_id AND r.task_index = u.task_index))),
   ready AS (
     SELECT t.id FROM (SELECT u.id FROM fitting u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
     JOIN orch.tasks t ON t.id = u.id
@@ -103,7 +117,8 @@ BEGIN
   RETURNING t.id, t.run_id, t.process_id, t.name, t.kind::text, t.command, t.shell, t.working_directory,
             t.env, CASE WHEN t.kind <> 'sql' THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
             (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
-            CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END;
+            CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END,
+            t.item, t.item_index;
 END
 $$;
 
@@ -236,6 +251,139 @@ BEGIN
 END
 $$;
 
+-- The steps between "its dependencies completed" and "ready to claim" that
+-- can fail a task, for runs of more than one task or with a fan-out, until
+-- nothing more changes (an empty fan-out completes at once and may make the
+-- next ready):
+--   * a fan-out whose instances all ended completes, with their outputs in
+--     item order, or fails (or stops) with the first that did not complete;
+--   * a command using other tasks' outputs gets them
+--     ({{tasks.NAME.output.PATH}});
+--   * a fan-out makes one instance per item (at most orch.max_fan_out),
+--     each with its item in its command; after orch.retry, the instances it
+--     has already are run again instead.
+-- A task that cannot be made ready FAILs saying why. Returns whether one did.
+CREATE FUNCTION orch._prepare_ready_tasks(run_ids bigint[]) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  task record;
+  message text;
+  items jsonb;
+  new_command text[];
+  changed boolean := true;
+  any_failed boolean := false;
+  completed boolean;
+  stopped boolean;
+  outputs jsonb;
+  max_items integer := current_setting('orch.max_fan_out')::integer;
+BEGIN
+  WHILE changed LOOP
+    changed := false;
+
+    -- Fan-outs whose instances have all ended (an index probe each while
+    -- they have not: a fan-out may have thousands).
+    FOR task IN
+      SELECT t.id, t.name, t.owner, t.process_id, t.run_id, t.attempt, t.task_index
+      FROM unnest(run_ids) AS r(id) JOIN orch.tasks t ON t.run_id = r.id
+      WHERE t.fan_out IS NOT NULL AND t.status = 'RUNNING'
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks i
+                        WHERE i.run_id = t.run_id AND i.task_index = t.task_index AND i.item_index IS NOT NULL
+                          AND i.status IN ('PENDING', 'DISPATCHED', 'RUNNING'))
+    LOOP
+      SELECT bool_and(i.status = 'COMPLETED'), bool_or(i.status = 'STOPPED'),
+             jsonb_agg(i.output_data ORDER BY i.item_index),
+             (array_agg(format('instance %s (item %s): %s', i.item_index, i.item, i.error_message)
+                        ORDER BY i.completed_at, i.item_index) FILTER (WHERE i.status <> 'COMPLETED'))[1]
+        INTO completed, stopped, outputs, message
+      FROM orch.tasks i
+      WHERE i.run_id = task.run_id AND i.task_index = task.task_index AND i.item_index IS NOT NULL;
+      UPDATE orch.tasks t
+      SET status = CASE WHEN completed THEN 'COMPLETED' WHEN stopped THEN 'STOPPED' ELSE 'FAILED' END::orch.task_status,
+          completed_at = clock_timestamp(), output_data = CASE WHEN completed THEN outputs END,
+          error_message = message
+      WHERE t.id = task.id;
+      PERFORM orch._log(CASE WHEN completed THEN 'task_completed' WHEN stopped THEN 'task_stopped'
+                             ELSE 'task_failed' END,
+                        task.owner, task.process_id, task.run_id,
+                        jsonb_build_object('task', task.name, 'attempt', task.attempt, 'error', message));
+      any_failed := any_failed OR NOT completed;
+      changed := true;
+    END LOOP;
+
+    -- Tasks whose dependencies completed and that need them: commands using
+    -- outputs, and fan-outs.
+    FOR task IN
+      SELECT t.id, t.name, t.command, t.owner, t.process_id, t.run_id, t.attempt, t.task_index, t.fan_out,
+             t.uses_outputs, r.input_data
+      FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
+      WHERE r.status = 'IN_PROGRESS' AND (t.uses_outputs OR t.fan_out IS NOT NULL) AND t.status = 'PENDING'
+        AND t.ready_at IS NULL AND t.item_index IS NULL
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
+                          AND d.status <> 'COMPLETED')
+      ORDER BY t.task_index
+    LOOP
+      BEGIN
+        new_command := task.command;
+        items := NULL;
+        IF task.uses_outputs THEN
+          new_command := orch._substitute_outputs(new_command, orch._ancestor_outputs(task.id), task.name);
+        END IF;
+        IF task.fan_out IS NULL THEN
+          UPDATE orch.tasks t SET command = new_command, uses_outputs = false,
+                                  ready_at = clock_timestamp()
+          WHERE t.id = task.id;
+        ELSE
+          IF NOT EXISTS (SELECT 1 FROM orch.tasks i WHERE i.run_id = task.run_id AND i.task_index = task.task_index
+                           AND i.item_index IS NOT NULL) THEN
+            items := orch._fan_out_items(task.fan_out, task.input_data, orch._ancestor_outputs(task.id), task.name);
+            IF jsonb_array_length(items) > max_items THEN
+              RAISE EXCEPTION 'task "%": "for_each" has % items, more than orch.max_fan_out (%)', task.name,
+                jsonb_array_length(items), max_items USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            -- One set-based insert of every instance.
+            INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command,
+                                    shell, sql, working_directory, env, timeout, max_retries, retry_delay,
+                                    retry_backoff, depends_on, max_parallel, item_index, item, ready_at)
+            SELECT t.run_id, t.process_id, t.owner, t.type, t.type_version, t.task_index, t.name, t.kind,
+                   CASE WHEN t.kind = 'command'
+                        THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name)
+                   END,
+                   t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay,
+                   t.retry_backoff, t.depends_on, t.max_parallel, (e.n - 1)::integer, e.item, clock_timestamp()
+            FROM orch.tasks t CROSS JOIN jsonb_array_elements(items) WITH ORDINALITY AS e(item, n)
+            WHERE t.id = task.id;
+          END IF;
+          UPDATE orch.tasks t SET command = new_command, uses_outputs = false,
+                                  status = 'DISPATCHED', started_at = clock_timestamp()
+          WHERE t.id = task.id;
+          UPDATE orch.tasks t SET status = 'RUNNING' WHERE t.id = task.id;
+          -- No items: done at once, with no outputs.
+          IF items IS NOT NULL AND jsonb_array_length(items) = 0 THEN
+            UPDATE orch.tasks t SET status = 'COMPLETED', completed_at = clock_timestamp(), output_data = '[]'
+            WHERE t.id = task.id;
+          END IF;
+          PERFORM orch._log('task_started', task.owner, task.process_id, task.run_id,
+                            jsonb_build_object('task', task.name, 'instances',
+                                               (SELECT count(*) FROM orch.tasks i WHERE i.run_id = task.run_id
+                                                  AND i.task_index = task.task_index AND i.item_index IS NOT NULL)));
+        END IF;
+        changed := true;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        UPDATE orch.tasks t SET status = 'FAILED', completed_at = clock_timestamp(), error_message = message
+        WHERE t.id = task.id;
+        PERFORM orch._log('task_failed', task.owner, task.process_id, task.run_id,
+                          jsonb_build_object('task', task.name, 'attempt', task.attempt, 'error', message));
+        any_failed := true;
+        changed := true;
+      END;
+    END LOOP;
+  END LOOP;
+  RETURN any_failed;
+END
+$$;
+
 -- Moves runs on after task changes: skips what depends on a failure (only
 -- looked for when a task failed or stopped), makes tasks whose dependencies
 -- completed ready, and finishes runs with nothing left to do, together with
@@ -258,8 +406,6 @@ DECLARE
   requested bigint[] := run_ids;
   skipped integer;
   queued boolean;
-  waiting record;
-  message text;
 BEGIN
   IF wait THEN
     PERFORM 1 FROM orch.processes p
@@ -272,30 +418,10 @@ BEGIN
   -- Each statement starts from the runs asked for (unnest, then the
   -- primary key): a generic plan of "r.id = ANY ($1)" scans every run.
 
-  -- Commands that use other tasks' outputs get them once those completed; a
-  -- command that cannot (its PATH is not in the output) fails, saying why.
-  FOR waiting IN
-    SELECT t.id, t.name, t.command, t.owner, t.process_id, t.run_id, t.attempt
-    FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
-    WHERE r.status = 'IN_PROGRESS' AND r.total_tasks > 1 AND t.uses_outputs AND t.status = 'PENDING'
-      AND t.ready_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
-                        AND d.status <> 'COMPLETED')
-  LOOP
-    BEGIN
-      UPDATE orch.tasks t
-      SET command = orch._substitute_outputs(waiting.command, orch._ancestor_outputs(waiting.id), waiting.name),
-          uses_outputs = false, ready_at = clock_timestamp()
-      WHERE t.id = waiting.id;
-    EXCEPTION WHEN OTHERS THEN
-      GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
-      UPDATE orch.tasks t SET status = 'FAILED', completed_at = clock_timestamp(), error_message = message
-      WHERE t.id = waiting.id;
-      PERFORM orch._log('task_failed', waiting.owner, waiting.process_id, waiting.run_id,
-                        jsonb_build_object('task', waiting.name, 'attempt', waiting.attempt, 'error', message));
-      look_for_skips := true;
-    END;
-  END LOOP;
+  IF EXISTS (SELECT 1 FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
+             WHERE r.status = 'IN_PROGRESS' AND (r.total_tasks > 1 OR r.has_fan_out)) THEN
+    look_for_skips := orch._prepare_ready_tasks(run_ids) OR look_for_skips;
+  END IF;
 
   WHILE look_for_skips LOOP
     WITH s AS (
@@ -318,7 +444,7 @@ BEGIN
   UPDATE orch.tasks t SET ready_at = clock_timestamp()
   FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
   WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS' AND r.total_tasks > 1
-    AND t.status = 'PENDING' AND t.ready_at IS NULL AND NOT t.uses_outputs
+    AND t.status = 'PENDING' AND t.ready_at IS NULL AND NOT t.uses_outputs AND t.fan_out IS NULL
     AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                       AND d.status <> 'COMPLETED');
 
@@ -337,7 +463,7 @@ BEGIN
         completed_at = clock_timestamp(), error_message = f.first_error,
         -- the outputs of the tasks nothing depends on
         output_data = (SELECT jsonb_object_agg(t.name, t.output_data) FROM orch.tasks t
-                       WHERE t.run_id = r.id AND t.output_data IS NOT NULL
+                       WHERE t.run_id = r.id AND t.output_data IS NOT NULL AND t.item_index IS NULL
                          AND NOT EXISTS (SELECT 1 FROM orch.tasks d
                                          WHERE d.run_id = t.run_id AND t.task_index = ANY (d.depends_on)))
     FROM finished f WHERE r.id = f.id
@@ -403,7 +529,7 @@ RETURNS TABLE (id bigint, pid integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT t.id, t.pid
-  FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') ORDER BY t.id
+  FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL ORDER BY t.id
 $$;
 
 REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_runs(bigint[]),
@@ -411,4 +537,4 @@ REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_run
   orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb, boolean),
   orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint),
-  orch._ancestor_outputs(bigint), orch._output_jsonb(text) FROM PUBLIC;
+  orch._ancestor_outputs(bigint), orch._output_jsonb(text), orch._prepare_ready_tasks(bigint[]) FROM PUBLIC;

@@ -34,6 +34,10 @@ std::vector<std::string> command_environment(const TaskLaunch &task, const std::
   env.push_back("ORCH_TASK_NAME=" + task.name);
   env.push_back("ORCH_ATTEMPT=" + std::to_string(task.attempt));
   if (!task.outputs_json.empty()) env.push_back("ORCH_OUTPUTS=" + task.outputs_json);
+  if (task.item_index >= 0) {
+    env.push_back("ORCH_ITEM=" + task.item_json);
+    env.push_back("ORCH_ITEM_INDEX=" + std::to_string(task.item_index));
+  }
   env.push_back("ORCH_OUTPUT=" + output_file);
   env.push_back(marker);
   return env;

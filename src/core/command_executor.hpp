@@ -21,7 +21,8 @@ namespace orch {
 // LANG, LC_ALL, TZ, USER, LOGNAME, PATH), the task's env, the run's input as
 // ORCH_INPUT_*, then what identifies it (ORCH_PROCESS_ID, ORCH_RUN_ID,
 // ORCH_TASK_ID, ORCH_TASK_NAME, ORCH_ATTEMPT), ORCH_OUTPUTS for a shell task
-// with ancestors, ORCH_OUTPUT=output_file and `marker`. Throws InvalidInput
+// with ancestors, ORCH_ITEM and ORCH_ITEM_INDEX for a fan-out instance,
+// ORCH_OUTPUT=output_file and `marker`. Throws InvalidInput
 // for input that cannot be variables.
 std::vector<std::string> command_environment(const TaskLaunch &task, const std::string &marker,
                                              const std::string &output_file);

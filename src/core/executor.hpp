@@ -35,6 +35,8 @@ struct TaskLaunch {
   std::vector<std::pair<std::string, std::string>> env;  // the task's own variables
   std::string input_json;  // the run's input (commands get it as ORCH_INPUT_*)
   std::string outputs_json;  // a shell task's ancestors' outputs (ORCH_OUTPUTS); "" for none
+  std::string item_json;     // a fan-out instance's item (ORCH_ITEM); "" for other tasks
+  int item_index = -1;       // ... and its index (ORCH_ITEM_INDEX); -1 for other tasks
   std::chrono::milliseconds timeout{0};  // 0: none
   int attempt = 1;
 };

@@ -77,6 +77,23 @@ std::vector<OutputReference> output_references(const std::vector<std::string> &a
   return references;
 }
 
+const json &referenced_output(const json &outputs, const OutputReference &reference, const std::string &prefix) {
+  auto found = outputs.find(reference.task);
+  if (found == outputs.end()) throw InvalidInput(prefix + " names no task it depends on");
+  const json *value = &*found;
+  if (value->is_null()) throw InvalidInput(prefix + ": task " + quote(reference.task) + " has no output");
+  for (const std::string &element : reference.path) {
+    if (value->is_array() && is_index(element) && std::stoul(element) < value->size()) {
+      value = &(*value)[std::stoul(element)];
+    } else if (value->is_object() && value->contains(element)) {
+      value = &(*value)[element];
+    } else {
+      throw InvalidInput(prefix + ": the output of " + quote(reference.task) + " has no " + quote(element));
+    }
+  }
+  return *value;
+}
+
 std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv, const std::string &outputs_json,
                                             const std::string &task_name) {
   json outputs = outputs_json.empty() ? json::object() : json::parse(outputs_json);
@@ -93,17 +110,7 @@ std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv
       } catch (const InvalidInput &) {
         throw InvalidInput(prefix + " names no task it depends on");
       }
-      const json *value = &outputs.at(reference.task);
-      if (value->is_null()) throw InvalidInput(prefix + ": task " + quote(reference.task) + " has no output");
-      for (const std::string &element : reference.path) {
-        if (value->is_array() && is_index(element) && std::stoul(element) < value->size()) {
-          value = &(*value)[std::stoul(element)];
-        } else if (value->is_object() && value->contains(element)) {
-          value = &(*value)[element];
-        } else {
-          throw InvalidInput(prefix + ": the output of " + quote(reference.task) + " has no " + quote(element));
-        }
-      }
+      const json *value = &referenced_output(outputs, reference, prefix);
       std::string rendered = render_value(*value);
       if (rendered.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
       return rendered;

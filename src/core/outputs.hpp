@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,13 @@ OutputReference parse_output_reference(const std::string &key, const std::vector
 // The output references in argv's placeholders, in order.
 std::vector<OutputReference> output_references(const std::vector<std::string> &argv,
                                                const std::vector<std::string> &task_names);
+
+// The part of an output that `reference` names, in outputs ({"NAME":
+// output}): a PATH element indexes an array when it is a number, else names
+// an object's key. Throws InvalidInput starting with `prefix` when the task
+// is not in outputs, has no output, or the PATH is not there.
+const nlohmann::json &referenced_output(const nlohmann::json &outputs, const OutputReference &reference,
+                                        const std::string &prefix);
 
 // Replaces each {{tasks.NAME.output[.PATH]}} in argv by that part of the
 // output of NAME in outputs_json ({"NAME": output, ...}, the task's

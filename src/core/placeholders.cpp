@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/fan_out.hpp"
 
 namespace orch {
 namespace {
@@ -72,13 +73,13 @@ std::string replace_placeholders(const std::string &arg,
 }
 
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
-                                                 const std::string &task_name) {
+                                                 const std::string &task_name, bool leave_items) {
   json input = parse_input(input_json);
   std::vector<std::string> out;
   out.reserve(argv.size());
   for (const std::string &arg : argv)
     out.push_back(replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
-      if (is_output_key(key)) return std::nullopt;
+      if (is_output_key(key) || (leave_items && is_item_key(key))) return std::nullopt;
       auto it = input.find(key);
       std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
       if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");

@@ -40,8 +40,10 @@ bool is_output_key(const std::string &key);
 // input_json is a JSON object ("" counts as {}).
 // Throws InvalidInput(`task "x": placeholder {{key}} has no value in the
 // input data`), and for a value with a NUL byte or bad input_json.
+// With leave_items (a fan-out task), {{item}}, {{item.PATH}} and
+// {{item_index}} are left for its instances too.
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
-                                                 const std::string &task_name);
+                                                 const std::string &task_name, bool leave_items = false);
 
 // ORCH_INPUT_<KEY> -> value for each top-level key of input_json (rendered
 // as above). KEY is the key upper-cased with every character outside

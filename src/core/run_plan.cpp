@@ -35,7 +35,18 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
       {"retry_backoff", task.retry_backoff},
       {"depends_on", task.depends_on},
       {"uses_outputs", false},
+      {"fan_out", nullptr},
+      {"max_parallel", nullptr},
   };
+  if (task.fan_out) {
+    if (task.fan_out->count >= 0)
+      row["fan_out"] = {{"count", task.fan_out->count}};
+    else if (!task.fan_out->items_key.empty())
+      row["fan_out"] = {{"for_each", task.fan_out->items_key}};
+    else
+      row["fan_out"] = {{"for_each", nlohmann::json::parse(task.fan_out->items_json)}};
+    if (task.max_parallel > 0) row["max_parallel"] = task.max_parallel;
+  }
   switch (task.kind) {
     case TaskKind::Command:
       row["command"] = task.command;

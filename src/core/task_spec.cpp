@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/fan_out.hpp"
 #include "core/outputs.hpp"
+#include "core/placeholders.hpp"
 #include "core/interval.hpp"
 
 namespace orch {
@@ -41,9 +43,10 @@ bool valid_env_name(const std::string &name) {
 }
 
 const std::set<std::string> &known_keys() {
-  static const std::set<std::string> keys = {"name",    "command",     "shell",       "sql",
-                                             "working_directory", "env",  "timeout",     "max_retries",
-                                             "retry_delay",       "retry_backoff", "depends_on"};
+  static const std::set<std::string> keys = {"name",        "command",       "shell",      "sql",
+                                             "working_directory", "env",     "timeout",    "max_retries",
+                                             "retry_delay", "retry_backoff", "depends_on", "for_each",
+                                             "count",       "max_parallel"};
   return keys;
 }
 
@@ -92,6 +95,7 @@ class TaskParser {
       if (!(b >= 1.0 && b <= kMaxRetryBackoff)) fail("\"retry_backoff\" must be a number from 1 to 10");
       spec.retry_backoff = b;
     }
+    parse_fan_out(spec);
     return spec;
   }
 
@@ -153,6 +157,59 @@ class TaskParser {
       if (has_nul(text)) fail("\"" + std::string(key) + "\" must not contain NUL bytes");
       (spec.kind == TaskKind::Shell ? spec.shell : spec.sql) = std::move(text);
     }
+  }
+
+  void parse_fan_out(TaskSpec &spec) const {
+    const json *for_each = field("for_each");
+    const json *count = field("count");
+    if (for_each && count) fail("\"for_each\" and \"count\" cannot both be set");
+    if ((for_each || count) && spec.kind == TaskKind::Sql)
+      fail("\"for_each\" and \"count\" are only for command and shell tasks");
+    if (for_each) {
+      FanOut fan_out;
+      std::string key;
+      if (for_each->is_array())
+        fan_out.items_json = for_each->dump();
+      else if (for_each->is_string() && (key = sole_placeholder(for_each->get_ref<const std::string &>())) != "")
+        fan_out.items_key = key;
+      else
+        fail("\"for_each\" must be an array, or one placeholder naming one such as \"{{files}}\" or "
+             "\"{{tasks.list.output.files}}\"");
+      spec.fan_out = fan_out;
+    }
+    if (count) {
+      double d = count->is_number() ? count->get<double>() : -1;
+      if (!(d >= 0 && d <= kMaxFanOutCount) || d != std::floor(d))
+        fail("\"count\" must be an integer from 0 to " + std::to_string(kMaxFanOutCount));
+      FanOut fan_out;
+      fan_out.count = static_cast<int>(d);
+      spec.fan_out = fan_out;
+    }
+    if (const json *v = field("max_parallel")) {
+      if (!spec.fan_out) fail("\"max_parallel\" is only for tasks with \"for_each\" or \"count\"");
+      double d = v->is_number() ? v->get<double>() : 0;
+      if (!(d >= 1 && d <= kMaxParallel) || d != std::floor(d))
+        fail("\"max_parallel\" must be an integer from 1 to " + std::to_string(kMaxParallel));
+      spec.max_parallel = static_cast<int>(d);
+    }
+    if (!spec.fan_out)
+      for (const std::string &arg : spec.command)
+        (void)replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+          if (is_item_key(key)) fail("placeholder {{" + key + "}} is only for tasks with \"for_each\" or \"count\"");
+          return std::nullopt;
+        });
+  }
+
+  // The key of `text` when it is exactly one {{key}} placeholder, else "".
+  static std::string sole_placeholder(const std::string &text) {
+    std::string key;
+    int found = 0;
+    std::string rest = replace_placeholders(text, [&](const std::string &k) -> std::optional<std::string> {
+      key = k;
+      ++found;
+      return std::string();
+    });
+    return rest.empty() && found == 1 ? key : "";
   }
 
   std::map<std::string, std::string> parse_env(const json &v) const {
@@ -241,11 +298,14 @@ void check_output_references(const json &root, const std::vector<TaskSpec> &task
   std::vector<std::string> names;
   for (const TaskSpec &task : tasks) names.push_back(task.name);
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    if (tasks[i].kind != TaskKind::Command) continue;
+    if (tasks[i].kind == TaskKind::Sql) continue;
     TaskParser parser(root[i], i);
+    std::vector<std::string> uses = tasks[i].command;
+    if (tasks[i].fan_out && !tasks[i].fan_out->items_key.empty())
+      uses.push_back("{{" + tasks[i].fan_out->items_key + "}}");
     std::vector<OutputReference> references;
     try {
-      references = output_references(tasks[i].command, names);
+      references = output_references(uses, names);
     } catch (const InvalidInput &e) {
       parser.fail(e.what());
     }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,17 @@ constexpr std::size_t kMaxTaskNameLength = 63;  // fits a PostgreSQL identifier
 constexpr int kMaxRetries = 100;
 constexpr double kMaxRetryBackoff = 10.0;
 
+constexpr int kMaxFanOutCount = 1000000;
+constexpr int kMaxParallel = 10000;
+
+// "for_each": [...] | "for_each": "{{key}}" | "count": N: one instance of
+// the task per item (core/fan_out.hpp).
+struct FanOut {
+  std::string items_json;  // a literal array, as JSON text; "" otherwise
+  std::string items_key;   // the key of the one placeholder naming the array; "" otherwise
+  int count = -1;          // "count"; -1 otherwise
+};
+
 struct TaskSpec {
   std::string name;
   TaskKind kind = TaskKind::Command;
@@ -32,6 +44,8 @@ struct TaskSpec {
   std::chrono::milliseconds retry_delay{0};
   double retry_backoff = 1.0;  // delay multiplier per further attempt
   std::vector<std::size_t> depends_on;  // indexes into ProcessTypeSpec::tasks
+  std::optional<FanOut> fan_out;
+  int max_parallel = 0;  // most instances running at once; 0: no limit
 };
 
 struct ProcessTypeSpec {
@@ -43,7 +57,8 @@ struct ProcessTypeSpec {
 
 // Parses and validates a JSON array of task objects (see README "Task
 // specs"). Keys: name, command | shell | sql, working_directory, env,
-// timeout, max_retries, retry_delay, retry_backoff, depends_on; a null value
+// timeout, max_retries, retry_delay, retry_backoff, depends_on, for_each |
+// count, max_parallel; a null value
 // counts as absent. When no task has "depends_on", each task depends on the
 // one before it; otherwise the graph is exactly as written and must be
 // acyclic.

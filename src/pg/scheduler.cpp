@@ -69,6 +69,8 @@ TaskLaunch task_launch_of(const Row &row) {
   task.timeout = milliseconds(row.int8_or_null("timeout_ms").value_or(0));
   task.attempt = row.int4("attempt").value_or(1);
   task.outputs_json = row.jsonb_text("outputs");
+  task.item_json = row.jsonb_text("item");
+  task.item_index = row.int4("item_index").value_or(-1);
   return task;
 }
 

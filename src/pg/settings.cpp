@@ -60,6 +60,9 @@ void define_settings() {
                           "as JSON); more fails the attempt.",
                           nullptr, &settings.max_output_data, 1024 * 1024, 0, 1024 * 1024 * 1024, PGC_SIGHUP,
                           GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orch.max_fan_out", "Most instances of one fan-out task (\"for_each\" or \"count\").",
+                          "More fails the task.", &settings.max_fan_out, 10000, 0, 1000000, PGC_SUSET, 0, nullptr,
+                          nullptr, nullptr);
   // Input is stored once per run and read by every task: bounded, and only
   // a superuser may raise the bound.
   DefineCustomIntVariable("orch.max_input_size", "Largest input data of a process, in bytes (as JSON text).",

@@ -10,6 +10,7 @@ struct Settings {
   int max_output;       // bytes of output kept per task
   int max_output_data;  // bytes of a task's output data ($ORCH_OUTPUT, an sql task's rows as JSON)
   int max_input_size;   // bytes of a process's input data
+  int max_fan_out;      // most instances of one fan-out task
   int max_tasks_per_owner;  // 0: half of max_concurrent_tasks (at least 1)
   int kill_grace_ms;
   int poll_interval_ms;  // safety net only: the scheduler is woken by events

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/fan_out.hpp"
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
 #include "core/outputs.hpp"
@@ -24,6 +25,8 @@ PG_FUNCTION_INFO_V1(orch_input_data);
 PG_FUNCTION_INFO_V1(orch_parse_process_type);
 PG_FUNCTION_INFO_V1(orch_substitute_placeholders);
 PG_FUNCTION_INFO_V1(orch_substitute_outputs);
+PG_FUNCTION_INFO_V1(orch_fan_out_items);
+PG_FUNCTION_INFO_V1(orch_substitute_item);
 PG_FUNCTION_INFO_V1(orch_check_input_environment);
 PG_FUNCTION_INFO_V1(orch_retry_delay_ms);
 PG_FUNCTION_INFO_V1(orch_wake_scheduler_at_commit);
@@ -100,8 +103,23 @@ extern "C" Datum orch_parse_process_type(PG_FUNCTION_ARGS) {
 
 extern "C" Datum orch_substitute_placeholders(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
-    return text_array_result(
-        orch::substitute_placeholders(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2)));
+    bool fan_out = PG_NARGS() > 3 && PG_GETARG_BOOL(3);
+    return text_array_result(orch::substitute_placeholders(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1),
+                                                           text_arg(fcinfo, 2), fan_out));
+  });
+}
+
+extern "C" Datum orch_fan_out_items(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return jsonb_result(
+        orch::fan_out_items(jsonb_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), jsonb_arg(fcinfo, 2), text_arg(fcinfo, 3)));
+  });
+}
+
+extern "C" Datum orch_substitute_item(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    return text_array_result(orch::substitute_item(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1),
+                                                   PG_GETARG_INT32(2), text_arg(fcinfo, 3)));
   });
 }
 

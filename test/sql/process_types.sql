@@ -36,6 +36,19 @@ SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"]}
   {"name": "b", "command": ["echo", "{{tasks.a.output..x}}"]}]');
 SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["/bin/true"]},
   {"name": "b", "command": ["echo", "{{tasks.b.output}}"]}]');
+-- Fan-out: an array or one placeholder naming one, a count in range, item placeholders only there.
+SELECT orch.define_process_type('bad', '[{"name": "a", "for_each": "files", "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "for_each": "{{a}}{{b}}", "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "for_each": {"x": 1}, "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "count": -1, "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "count": 1.5, "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "count": 2, "for_each": [1], "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "max_parallel": 2, "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "count": 2, "max_parallel": 0, "command": ["echo"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["echo", "{{item}}"]}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "count": 2, "sql": "SELECT 1"}]');
+SELECT orch.define_process_type('bad', '[{"name": "a", "command": ["true"], "depends_on": []},
+  {"name": "b", "for_each": "{{tasks.a.output}}", "command": ["echo"], "depends_on": []}]');
 SELECT count(*) AS bad_types FROM orch.process_types WHERE name LIKE 'bad%';
 -- ... while input placeholders and literal text stay as they were.
 SELECT (orch.define_process_type('uses-outputs', '[{"name": "a", "command": ["/bin/true"]},

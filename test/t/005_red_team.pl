@@ -101,8 +101,9 @@ sql(q{
   SELECT orch.grant_process_type('escape', 'orch_user');
 });
 as('authenticator', "$bob SELECT orch.start('bob-job')");
-as('authenticator', "$bob SELECT orch.create_process('bob-escape', 'escape'); SELECT orch.start('bob-escape')");
 is(sql("SELECT orch.wait('bob-job', '60 seconds')"), 'COMPLETED', "bob's lookup COMPLETED");
+# (after the lookup: it counts the processes bob sees)
+as('authenticator', "$bob SELECT orch.create_process('bob-escape', 'escape'); SELECT orch.start('bob-escape')");
 is(sql(q{SELECT output FROM orch.tasks WHERE process_id = 'bob-job'}), "authenticated\tauthenticated\tjwt:bob\t1\t7MB",
 	"it ran as authenticated in its own session, as jwt:bob, seeing only his process, with the role's settings");
 is(sql("SELECT orch.wait('bob-escape', '60 seconds')"), 'FAILED', "bob's escape FAILED");
