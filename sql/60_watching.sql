@@ -8,9 +8,19 @@ SELECT p.id, p.type, p.status, p.owner, p.schedule, p.timezone, p.is_active, p.n
        (SELECT max(t.task_index) + 1 FROM orch.tasks t WHERE t.run_id = r.id AND t.started_at IS NOT NULL)
          AS current_task_index,
        coalesce(r.total_tasks, pt.total_tasks) AS total_tasks,
+       progress.done AS tasks_done, progress.total AS tasks_total,
        r.started_at, r.completed_at, r.error_message, p.created_at, p.updated_at
 FROM orch.processes p
 LEFT JOIN orch.runs r ON r.id = p.current_run_id
+-- Progress counting a fan-out's instances, each as a task (its row counts
+-- as one task only until it has instances).
+LEFT JOIN LATERAL (
+  SELECT count(*) FILTER (WHERE t.status IN ('COMPLETED', 'FAILED', 'STOPPED', 'SKIPPED')) AS done, count(*) AS total
+  FROM orch.tasks t
+  WHERE t.run_id = r.id
+    AND NOT (t.fan_out IS NOT NULL AND EXISTS (SELECT 1 FROM orch.tasks i WHERE i.run_id = t.run_id
+                                                 AND i.task_index = t.task_index AND i.item_index IS NOT NULL))
+) progress ON r.id IS NOT NULL
 LEFT JOIN LATERAL (SELECT jsonb_array_length(v.tasks) AS total_tasks FROM orch.process_type_versions v
                    WHERE v.type = p.type AND v.version = p.type_version) pt ON true;
 
@@ -33,14 +43,14 @@ GROUP BY p.type;
 
 CREATE FUNCTION orch.process_state(id text)
 RETURNS TABLE (process_id text, type text, status orch.status, run_id bigint, triggered_by text,
-               current_task_index integer, total_tasks integer, started_at timestamptz,
-               completed_at timestamptz, error_message text)
+               current_task_index integer, total_tasks integer, tasks_done bigint, tasks_total bigint,
+               started_at timestamptz, completed_at timestamptz, error_message text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RETURN QUERY
     SELECT o.id::text, o.type, o.status, o.run_id, o.triggered_by::text, o.current_task_index, o.total_tasks,
-           o.started_at, o.completed_at, o.error_message
+           o.tasks_done, o.tasks_total, o.started_at, o.completed_at, o.error_message
     FROM orch.process_overview o WHERE o.id = process_state.id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'process "%" does not exist', id USING ERRCODE = 'undefined_object';

@@ -341,6 +341,12 @@ BEGIN
               RAISE EXCEPTION 'task "%": "for_each" has % items, more than orch.max_fan_out (%)', task.name,
                 jsonb_array_length(items), max_items USING ERRCODE = 'program_limit_exceeded';
             END IF;
+            -- Each instance holds its own command: bounded, so that a large
+            -- input value in a command cannot be copied thousands of times.
+            IF octet_length(new_command::text)::bigint * jsonb_array_length(items) > 104857600 THEN
+              RAISE EXCEPTION 'task "%": % instances of a % byte command are more than 100MB', task.name,
+                jsonb_array_length(items), octet_length(new_command::text) USING ERRCODE = 'program_limit_exceeded';
+            END IF;
             -- One set-based insert of every instance.
             INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command,
                                     shell, sql, working_directory, env, timeout, max_retries, retry_delay,

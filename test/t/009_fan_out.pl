@@ -38,6 +38,8 @@ ok(ended('sq', 'COMPLETED'), '1,000 instances and the join complete')
 	or diag(sql(q{SELECT string_agg(DISTINCT status || ': ' || coalesce(error_message, ''), '; ') FROM orch.tasks}));
 is(sql(q{SELECT count(*) FROM orch.tasks WHERE process_id = 'sq' AND item_index IS NOT NULL}), '1000',
 	'one row per instance');
+is(sql(q{SELECT tasks_done || '/' || tasks_total FROM orch.process_state('sq')}), '1002/1002',
+	'process_state counts each instance as a task');
 is(sql(q{SELECT output_data FROM orch.tasks WHERE process_id = 'sq' AND name = 'sum'}),
 	'[{"n": 1000, "total": 333833500}]', 'the join sees every output: the exact sum of squares');
 is(sql(q{SELECT jsonb_build_array(output_data -> 0, output_data -> 999) FROM orch.tasks
@@ -107,6 +109,17 @@ sql(q{SELECT orch.create_process('e2', 'empty', '{"files": "a.csv"}'); SELECT or
 ok(ended('e2', 'FAILED'), 'a placeholder that is not an array fails');
 is(sql(q{SELECT error_message FROM orch.tasks WHERE process_id = 'e2' AND name = 'none'}),
 	'task "none": "for_each" {{files}} is not an array but a string', 'saying what it is');
+
+# A large input value in the command of thousands of instances is refused, not copied.
+sql(q{SELECT orch.define_process_type('copies', $json$[
+  {"name": "each", "count": 1000, "command": ["echo", "{{blob}}"]}
+]$json$)});
+sql(q{SELECT orch.create_process('big', 'copies', jsonb_build_object('blob', repeat('x', 200000)));
+      SELECT orch.start('big')});
+ok(ended('big', 'FAILED'), 'the copies are refused');
+like(sql(q{SELECT error_message FROM orch.tasks WHERE process_id = 'big' AND item_index IS NULL}),
+	qr/^task "each": 1000 instances of a 2000\d\d byte command are more than 100MB$/, 'saying why');
+is(sql(q{SELECT count(*) FROM orch.tasks WHERE process_id = 'big'}), '1', 'and no instance was made');
 
 $node->stop;
 done_testing();
