@@ -446,10 +446,11 @@ BEGIN
     look_for_skips := skipped > 0;
   END LOOP;
 
-  -- (A run of one task has no task waiting for another.)
+  -- (A run of one task has no task waiting for another, unless it fans out:
+  -- after orch.retry its instances wait here.)
   UPDATE orch.tasks t SET ready_at = clock_timestamp()
   FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id
-  WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS' AND r.total_tasks > 1
+  WHERE r.id = t.run_id AND r.status = 'IN_PROGRESS' AND (r.total_tasks > 1 OR r.has_fan_out)
     AND t.status = 'PENDING' AND t.ready_at IS NULL AND NOT t.uses_outputs AND t.fan_out IS NULL
     AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
                       AND d.status <> 'COMPLETED');

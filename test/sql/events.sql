@@ -24,6 +24,7 @@ SELECT orch.on_event('ev-a', 'bad name');
 SELECT orch.on_event('ev-a', NULL);
 SELECT orch.emit('file.arrived', '[1]');
 SELECT orch.off_event('ev-a', 'never.subscribed');
+SELECT orch.emit('file.arrived', NULL);
 
 -- A rolled-back emit leaves nothing.
 BEGIN;

@@ -8,6 +8,7 @@ use lib $FindBin::RealBin;
 use OrchTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 
 my $node = orch_node('events', 'orch.poll_interval = 1h');
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -47,6 +48,27 @@ ok(wait_until(30, sub {
 	'five committed inserts, five runs');
 is(sql(q{SELECT string_agg(input_data ->> 'n', ',' ORDER BY (input_data ->> 'n')::int) FROM orch.runs
          WHERE process_id = 'parallel'}), '1,2,3,4,5', 'each with its row; the rolled-back one started nothing');
+
+# A subscriber never makes the emitter fail or wait for long: one whose row
+# another transaction holds, or whose input cannot take the payload, is
+# skipped, saying why; the others start.
+sql(q{
+  SELECT orch.create_process('held', 'note', '{"pause": "0", "n": "held"}');
+  SELECT orch.create_process('collides', 'note', '{"pause": "0", "n": "c", "a_b": "1"}');
+  SELECT orch.create_process('fine', 'note', '{"pause": "0", "n": "fine"}');
+  SELECT orch.on_event(id, 'shared') FROM orch.processes WHERE id IN ('held', 'collides', 'fine');
+});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN; SELECT orch.pause('held')});
+my $began = Time::HiRes::time();
+is(sql(q{SELECT cardinality(orch.emit('shared', '{"a-b": "2"}'))}), '1', 'only the fine one starts');
+ok(Time::HiRes::time() - $began < 5, 'without waiting for the held row');
+$holder->query_safe('COMMIT');
+$holder->quit;
+is(sql(q{SELECT string_agg(process_id || ': ' || (detail ->> 'reason'), ' / ' ORDER BY process_id) FROM orch.events
+         WHERE kind = 'event_skipped' AND detail ->> 'event' = 'shared'}),
+	'collides: input data keys "a-b" and "a_b" both map to environment variable ORCH_INPUT_A_B / '
+	. 'held: another transaction holds the process', 'each skip says why');
 
 $node->stop;
 done_testing();

@@ -87,6 +87,16 @@ sql(q{SELECT orch.retry(current_run_id) FROM orch.processes WHERE id = 'f1'});
 ok(ended('f1', 'COMPLETED'), 'the retry completes');
 is(join(',', sort split /\n/, slurp_file("$dir/flaky_runs")), '1,2,3,3,4', 'only the failed instance ran again');
 
+# A fan-out alone in its type: retry runs its failed instance and the run ends.
+sql(qq{SELECT orch.define_process_type('alone', \$json\$[
+  {"name": "each", "for_each": [1, 2], "command": ["/bin/sh", "-c", "test -e $dir/alone_fixed || test \$1 -ne 2", "sh", "{{item}}"]}
+]\$json\$)});
+sql(q{SELECT orch.create_process('a1', 'alone'); SELECT orch.start('a1')});
+ok(ended('a1', 'FAILED'), 'a lone fan-out fails');
+append_to_file("$dir/alone_fixed", '');
+sql(q{SELECT orch.retry(current_run_id) FROM orch.processes WHERE id = 'a1'});
+ok(ended('a1', 'COMPLETED'), 'and its retry completes');
+
 # Empty: completes at once with [], and the dependent sees [].
 sql(qq{SELECT orch.define_process_type('empty', \$json\$[
   {"name": "none", "for_each": "{{files}}", "command": ["false"]},
