@@ -139,7 +139,7 @@ class Scheduler {
         if (advance) advance_runs();
         if (!unclaimed_.empty()) unclaim(unclaimed_);
         if (!finished_.empty()) record_finished(finished_);
-        if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::bigint[])", {launched_ids()}));
+        if (check_stops) stop_tasks(query("SELECT orch._stopped_tasks($1::pg_catalog.int8[])", {launched_ids()}));
         if (fire) fire_due_schedules();
         if (claim) claimed = claim_tasks();
       });
@@ -229,7 +229,7 @@ class Scheduler {
   std::vector<TaskLaunch> claim_tasks() {
     std::size_t free_slots = capacity() - running();
     std::vector<TaskLaunch> tasks;
-    for_each_row("SELECT * FROM orch._claim_tasks($1::integer, $2::integer)",
+    for_each_row("SELECT * FROM orch._claim_tasks($1::pg_catalog.int4, $2::pg_catalog.int4)",
                  {std::to_string(free_slots), std::to_string(per_owner())},
                  [&](const Row &row) { tasks.push_back(task_launch_of(row)); });
     // Nothing else is ready now: note when the next delayed retry is.

@@ -52,10 +52,10 @@ static_assert(sizeof(SqlTaskArgs) <= BGW_EXTRALEN, "bgw_extra too small");
 // running it needs. Locks the task row: the scheduler's records of it wait
 // for this transaction, then find it recorded.
 constexpr const char *kContextQuery = R"SQL(
-  SELECT r.status = 'IN_PROGRESS' AS run_in_progress, c.sql, c.input_data::text AS input, c.role_name AS role,
-         c.jwt_claims::text AS claims, c.timeout_ms, c.outputs::text AS outputs
+  SELECT r.status = 'IN_PROGRESS' AS run_in_progress, c.sql, c.input_data::pg_catalog.text AS input,
+         c.role_name AS role, c.jwt_claims::pg_catalog.text AS claims, c.timeout_ms, c.outputs::pg_catalog.text AS outputs
   FROM orch.tasks t JOIN orch.runs r ON r.id = t.run_id CROSS JOIN LATERAL orch._sql_task_context(t.id) c
-  WHERE t.id = $1::bigint AND t.status = 'DISPATCHED' AND t.attempt = $2::integer
+  WHERE t.id = $1::pg_catalog.int8 AND t.status = 'DISPATCHED' AND t.attempt = $2::pg_catalog.int4
   FOR UPDATE OF t
 )SQL";
 

@@ -78,7 +78,7 @@ SELECT count(*) AS subscriptions_of_ev_t FROM orch.event_subscriptions WHERE pro
 
 -- Clean up.
 SELECT orch.stop(id) IS NOT NULL AS stopped FROM orch.processes WHERE id IN ('ev-skip', 'ev-queue') ORDER BY id;
-SELECT orch.wait(id, '10 seconds') IS NOT NULL FROM orch.processes ORDER BY id;
+SELECT id, orch.wait(id, '10 seconds') AS ended FROM orch.processes ORDER BY id;
 RESET ROLE;
 SELECT orch.delete_process(id) FROM orch.processes ORDER BY id;
 SELECT count(*) AS subscriptions_left FROM orch.event_subscriptions;
