@@ -2,12 +2,14 @@
 # PostgreSQL glue (src/pg) link into one pg_orch.so; the install script is
 # joined from sql/ (one file per concept, in name order). Unit tests and
 # fuzzers are built by CMake (see CMakeLists.txt); `make installcheck` runs
-# the pg_regress suite in test/sql against a running server whose scheduler
-# serves contrib_regression (shared_preload_libraries = 'pg_orch',
-# orch.database_name = 'contrib_regression'), as ./scripts/test sets up.
+# the pg_regress suite in test/sql against a running server with
+# shared_preload_libraries = 'pg_orch', as ./scripts/test sets up.
 EXTENSION = pg_orch
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_orch.control)
 DATA_built = sql/pg_orch--$(EXTVERSION).sql
+# Released install scripts are frozen; each release adds the upgrade script
+# from the one before (README: "Upgrades").
+DATA = $(wildcard sql/released/*.sql) $(wildcard sql/upgrades/*.sql)
 MODULE_big = pg_orch
 
 CORE_SRCS = $(wildcard src/core/*.cpp)
@@ -19,6 +21,8 @@ REGRESS_OPTS = --inputdir=test --load-extension=pg_orch
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -Isrc
+# The scheduler runs only where the installed extension is this version.
+PG_CXXFLAGS += -DORCH_VERSION='"$(EXTVERSION)"'
 # CI builds with WERROR=1: the build stays free of warnings.
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror

@@ -45,11 +45,10 @@ free_port() {
   return 1
 }
 
-# start_cluster DATABASE [extra postgresql.conf lines...]: a new cluster whose
-# scheduler serves DATABASE. Sets PGHOST, PGPORT, PGUSER, CLUSTER_DIR.
+# start_cluster [extra postgresql.conf lines...]: a new cluster with pg_orch
+# preloaded (a scheduler starts in each database that has the extension).
+# Sets PGHOST, PGPORT, PGUSER, CLUSTER_DIR.
 start_cluster() {
-  local database=$1
-  shift
   CLUSTER_DIR=$(mktemp -d /tmp/pg_orch_cluster.XXXXXX)
   chmod 755 "$CLUSTER_DIR"
   as_root chown postgres: "$CLUSTER_DIR"
@@ -63,7 +62,6 @@ start_cluster() {
     echo "listen_addresses = ''"
     echo "unix_socket_directories = '$CLUSTER_DIR'"
     echo "shared_preload_libraries = 'pg_orch'"
-    echo "orch.database_name = '$database'"
     for line in "$@"; do echo "$line"; done
   } | run_as_postgres tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
   run_as_postgres pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null

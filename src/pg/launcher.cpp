@@ -1,8 +1,12 @@
-#include "pg/launcher.hpp"
+#include <algorithm>
+#include <map>
+#include <set>
+#include <vector>
 
+#include "core/scheduler_roster.hpp"
 #include "pg/guards.hpp"
-#include "pg/scheduler.hpp"
-#include "pg/settings.hpp"
+#include "pg/launcher.hpp"
+#include "pg/shared_state.hpp"
 
 extern "C" {
 #include "access/heapam.h"
@@ -16,30 +20,28 @@ namespace orch::pg {
 
 namespace {
 
-constexpr long kRecheckMs = 1000;
+using Clock = std::chrono::steady_clock;
 
-// Without a database only nailed catalogs can be read, so this scans
-// pg_database itself rather than use get_database_oid() and its index.
-Oid target_database() {
-  return pg_call([] {
-    Oid oid = InvalidOid;
+// Databases a scheduler may run in: not templates, connections allowed.
+// Without a database only shared catalogs can be read, so this scans
+// pg_database itself rather than use its index.
+std::vector<DatabaseId> connectable_databases() {
+  std::vector<DatabaseId> databases;
+  pg_call([&] {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     Relation rel = table_open(DatabaseRelationId, AccessShareLock);
     TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
     while (HeapTuple tuple = heap_getnext(scan, ForwardScanDirection)) {
       auto *database = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
-      if (strcmp(NameStr(database->datname), settings.database_name) == 0 && database->datallowconn) {
-        oid = database->oid;
-        break;
-      }
+      if (database->datallowconn && !database->datistemplate) databases.push_back(database->oid);
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
     PopActiveSnapshot();
     CommitTransactionCommand();
-    return oid;
   });
+  return databases;
 }
 
 BackgroundWorkerHandle *start_scheduler(Oid database) {
@@ -56,40 +58,88 @@ BackgroundWorkerHandle *start_scheduler(Oid database) {
     worker.bgw_notify_pid = MyProcPid;
     BackgroundWorkerHandle *handle = nullptr;
     if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
-      ereport(WARNING, (errmsg("pg_orch could not start a scheduler"),
-                        errhint("Raise max_worker_processes.")));
+      ereport(WARNING, (errmsg("pg_orch could not start the scheduler of database %u: no background worker slot",
+                               database),
+                        errhint("Raise max_worker_processes; it is tried again later.")));
       return static_cast<BackgroundWorkerHandle *>(nullptr);
     }
     return handle;
   });
 }
 
-bool is_running(BackgroundWorkerHandle *handle) {
+bool has_stopped(BackgroundWorkerHandle *handle) {
   pid_t pid;
-  return handle != nullptr && GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED;
+  return GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
 }
 
-void launcher_loop() {
-  BackgroundWorkerHandle *scheduler = nullptr;
-  TimestampTz last_start = 0;
-  while (!ShutdownRequestPending) {
-    pg_call([] {
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-    });
-    // A scheduler that keeps failing is started again at most once per
-    // recheck interval, not in a tight loop.
-    TimestampTz now = GetCurrentTimestamp();
-    if (!is_running(scheduler) && TimestampDifferenceExceeds(last_start, now, kRecheckMs)) {
-      Oid database = target_database();
-      scheduler = OidIsValid(database) ? start_scheduler(database) : nullptr;
-      if (scheduler != nullptr) last_start = now;
+class Launcher {
+ public:
+  void run() {
+    register_launcher_latch();
+    roster_.databases_found(connectable_databases(), Clock::now());
+    while (!ShutdownRequestPending) {
+      reload_config_if_asked();
+      read_messages();
+      note_exits();
+      start_due();
+      sleep();
     }
-    // Woken when the scheduler starts or exits (bgw_notify_pid); without a
-    // running scheduler, also every kRecheckMs to try again.
-    long timeout = is_running(scheduler) ? -1 : kRecheckMs;
+  }
+
+ private:
+  void read_messages() {
+    auto now = Clock::now();
+    LauncherMessages messages = take_launcher_messages();
+    if (messages.lost)
+      for (DatabaseId database : connectable_databases()) roster_.extension_changed(database, now);
+    for (Oid database : messages.extension_changed) roster_.extension_changed(database, now);
+    for (Oid database : messages.not_installed) roster_.not_installed(database);
+    std::vector<Oid> held = held_databases();
+    for (Oid database : held)
+      if (held_.count(database) == 0) roster_.hold(database);
+    for (Oid database : held_)
+      if (std::find(held.begin(), held.end(), database) == held.end()) roster_.release(database, now);
+    held_ = std::set<Oid>(held.begin(), held.end());
+  }
+
+  void note_exits() {
+    for (DatabaseId database : roster_.running()) {
+      auto it = handles_.find(database);
+      if (it == handles_.end() || has_stopped(it->second)) {
+        if (it != handles_.end()) {
+          pfree(it->second);
+          handles_.erase(it);
+        }
+        roster_.exited(database, Clock::now());
+      }
+    }
+  }
+
+  void start_due() {
+    std::vector<DatabaseId> due = roster_.due(Clock::now());
+    if (due.empty()) return;
+    // Only databases that still exist and allow connections (a message may
+    // name one dropped since).
+    roster_.databases_found(connectable_databases(), Clock::now());
+    for (DatabaseId database : roster_.due(Clock::now())) {
+      BackgroundWorkerHandle *handle = start_scheduler(database);
+      if (handle == nullptr) {
+        roster_.start_failed(database, Clock::now());
+        continue;
+      }
+      handles_[database] = handle;
+      roster_.started(database, Clock::now());
+    }
+  }
+
+  // Woken by messages, a scheduler's start or exit (bgw_notify_pid), a
+  // database's release, SIGHUP or SIGTERM; or when a delayed start is due.
+  void sleep() {
+    long timeout = -1;
+    if (auto next = roster_.next_due()) {
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count() + 1;
+      timeout = std::max(0L, static_cast<long>(wait));
+    }
     pg_call([&] {
       (void)WaitLatch(MyLatch, WL_LATCH_SET | (timeout < 0 ? 0 : WL_TIMEOUT) | WL_EXIT_ON_PM_DEATH, timeout,
                       PG_WAIT_EXTENSION);
@@ -97,7 +147,20 @@ void launcher_loop() {
       CHECK_FOR_INTERRUPTS();
     });
   }
-}
+
+  static void reload_config_if_asked() {
+    pg_call([] {
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+  }
+
+  SchedulerRoster roster_;
+  std::map<DatabaseId, BackgroundWorkerHandle *> handles_;
+  std::set<Oid> held_;  // databases being dropped or renamed
+};
 
 }  // namespace
 
@@ -122,6 +185,9 @@ extern "C" void orch_launcher_main(Datum) {
   BackgroundWorkerUnblockSignals();
   // No database: the launcher only reads the shared catalog pg_database.
   BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
-  cpp_entry([] { launcher_loop(); });
+  cpp_entry([] {
+    Launcher launcher;
+    launcher.run();
+  });
   proc_exit(0);
 }

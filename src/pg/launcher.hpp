@@ -1,8 +1,9 @@
-// The launcher: one static background worker per cluster that starts the
-// scheduler of the database named by orch.database_name once it exists, and
-// starts it again if it exits (for example after DROP EXTENSION and CREATE
-// EXTENSION). The scheduler does not depend on how it was started: it only
-// takes a database oid.
+// The launcher: one static background worker per cluster that keeps a
+// scheduler in every database where pg_orch is installed. Which database
+// gets one when is decided by core/scheduler_roster; the launcher reads the
+// catalog and its messages (shared_state.hpp) and starts the workers. The
+// scheduler does not depend on how it was started: it only takes a
+// database oid.
 #pragma once
 
 #include "pg/postgres_headers.hpp"

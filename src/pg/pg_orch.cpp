@@ -1,8 +1,9 @@
-// Module entry: settings, shared memory and the launcher worker.
+// Module entry: settings, shared memory, the statement hook and the launcher worker.
 // (In src/pg, core headers are included before PostgreSQL's: see core/cpp_only.hpp.)
 #include "pg/launcher.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/statement_hook.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -16,5 +17,6 @@ extern "C" void _PG_init(void) {
   // wait for a server started with shared_preload_libraries = 'pg_orch'.
   if (!process_shared_preload_libraries_in_progress) return;
   orch::pg::request_shared_state();
+  orch::pg::install_statement_hook();
   orch::pg::register_launcher();
 }

@@ -17,6 +17,10 @@
 #include "pg/spi.hpp"
 #include "pg/sql_task_executor.hpp"
 
+extern "C" {
+#include "commands/dbcommands.h"
+}
+
 namespace orch::pg {
 namespace {
 
@@ -91,7 +95,10 @@ class Scheduler {
   ~Scheduler() { exiting_executors.clear(); }  // each executor ends its own
 
   void run() {
-    if (!wait_for_extension()) return;
+    if (!extension_installed()) {
+      tell_launcher_not_installed();
+      return;
+    }
     // Runs stopped before now have no command here: recovery handles them.
     stop_generation_seen_ = stop_generation();
     recover_orphans();
@@ -319,25 +326,23 @@ class Scheduler {
     });
   }
 
-  bool extension_exists() {
-    return pg_call([] {
-      StartTransactionCommand();
-      bool exists = OidIsValid(get_extension_oid("pg_orch", true));
-      CommitTransactionCommand();
-      return exists;
-    });
-  }
-
-  // Waits for CREATE EXTENSION pg_orch in this database; false on SIGTERM.
-  bool wait_for_extension() {
-    while (!ShutdownRequestPending && !extension_exists()) {
-      pg_call([] {
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
+  // Whether this database has pg_orch at the library's version. Another
+  // version has other functions: its scheduler waits for ALTER EXTENSION
+  // pg_orch UPDATE, which asks the launcher for it again.
+  bool extension_installed() {
+    bool installed = false;
+    in_transaction([&] {
+      std::vector<std::string> version =
+          query("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_orch'");
+      installed = !version.empty() && version[0] == ORCH_VERSION;
+      if (version.empty() || installed) return;
+      pg_call([&] {
+        ereport(LOG, (errmsg("pg_orch: the extension in database \"%s\" is version %s, the library %s: no scheduler",
+                             get_database_name(MyDatabaseId), version[0].c_str(), ORCH_VERSION),
+                      errhint("Run ALTER EXTENSION pg_orch UPDATE in that database.")));
       });
-    }
-    return !ShutdownRequestPending;
+    });
+    return installed;
   }
 
   // Tasks a previous scheduler left DISPATCHED or RUNNING: it crashed or the
@@ -362,10 +367,14 @@ class Scheduler {
   }
 
   // After a failed transaction: log, and go on unless the extension is gone.
+  // (DROP EXTENSION fails the turn too: then the scheduler leaves quietly.)
   bool recover_from_error(const std::exception &e) {
+    if (!extension_installed()) {
+      tell_launcher_not_installed();
+      return false;
+    }
     std::string message = e.what();
     pg_call([&] { ereport(LOG, (errmsg("pg_orch scheduler: %s", message.c_str()))); });
-    if (!extension_exists()) return false;
     pg_call([] {
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
@@ -413,7 +422,8 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(abandon_attempts_at_exit, 0);
   cpp_entry([] {
-    pg_call([] { register_scheduler(); });
+    // None while DROP DATABASE or ALTER DATABASE ... RENAME holds the database.
+    if (!pg_call([] { return register_scheduler(); })) return;
     orch::SteadyClock clock;
     Scheduler scheduler(clock);
     scheduler.run();

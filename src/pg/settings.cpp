@@ -43,9 +43,15 @@ void define_settings() {
   DefineCustomBoolVariable("orch.enabled", "Whether the scheduler launches tasks.",
                            "When off, running tasks continue but no new task is launched.",
                            &settings.enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomStringVariable("orch.database_name", "Database in which the scheduler runs.", nullptr,
-                             &settings.database_name, "postgres", PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+  // Gone in 0.2 (a scheduler runs in every database with the extension):
+  // accepted so that existing configurations still start.
+  DefineCustomStringVariable("orch.database_name", "Ignored: pg_orch runs in every database that has it.", nullptr,
+                             &settings.database_name, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
                              nullptr, nullptr, nullptr);
+  if (settings.database_name != nullptr && settings.database_name[0] != '\0')
+    ereport(WARNING, (errmsg("orch.database_name is ignored: pg_orch runs a scheduler in every database where "
+                             "the extension is installed"),
+                      errhint("Remove orch.database_name from the configuration.")));
   // Each task is a process: a few per core keeps the machine busy without
   // thrashing; tasks that mostly wait can be given more.
   long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));

@@ -19,7 +19,7 @@ sub orch_node {
 	$node->init;
 	$node->append_conf('postgresql.conf', join("\n",
 		"shared_preload_libraries = 'pg_orch'",
-		"orch.database_name = 'postgres'", "restart_after_crash = on", @conf) . "\n");
+		"restart_after_crash = on", @conf) . "\n");
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION pg_orch');
 	return $node;
@@ -45,12 +45,14 @@ sub wait_until {
 	return $check->() ? 1 : 0;
 }
 
+# The pid of the scheduler of a database ("postgres" if not given).
 sub scheduler_pid {
-	my ($node) = @_;
+	my ($node, $database) = @_;
+	$database //= 'postgres';
 	my $pid;
 	wait_until(30, sub {
 		$pid = $node->safe_psql('postgres',
-			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orch scheduler'");
+			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orch scheduler' AND datname = '$database'");
 		return $pid ne '';
 	});
 	return $pid;

@@ -1,0 +1,73 @@
+#include "pg/statement_hook.hpp"
+
+#include "pg/shared_state.hpp"
+
+extern "C" {
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "nodes/parsenodes.h"
+}
+
+namespace orch::pg {
+
+namespace {
+
+ProcessUtility_hook_type previous_hook = nullptr;
+
+bool names_pg_orch(const char *name) { return name != nullptr && strcmp(name, "pg_orch") == 0; }
+
+bool drops_pg_orch(const DropStmt *stmt) {
+  if (stmt->removeType != OBJECT_EXTENSION) return false;
+  ListCell *cell;
+  foreach (cell, stmt->objects)
+    if (names_pg_orch(strVal(lfirst(cell)))) return true;
+  return false;
+}
+
+// The database a statement needs without other connections, if any.
+Oid database_needed_alone(Node *stmt) {
+  const char *name = nullptr;
+  if (IsA(stmt, CreatedbStmt)) {
+    ListCell *cell;
+    foreach (cell, castNode(CreatedbStmt, stmt)->options) {
+      auto *option = lfirst_node(DefElem, cell);
+      if (strcmp(option->defname, "template") == 0 && option->arg != nullptr) name = defGetString(option);
+    }
+  } else if (IsA(stmt, DropdbStmt))
+    name = castNode(DropdbStmt, stmt)->dbname;
+  else if (IsA(stmt, RenameStmt) && castNode(RenameStmt, stmt)->renameType == OBJECT_DATABASE)
+    name = castNode(RenameStmt, stmt)->subname;
+  Oid database = name != nullptr ? get_database_oid(name, true) : InvalidOid;
+  return database == MyDatabaseId ? InvalidOid : database;  // PostgreSQL refuses that itself
+}
+
+// Called by PostgreSQL with no C++ object alive in this frame: an ERROR may
+// longjmp through it.
+void statement_hook(PlannedStmt *pstmt, const char *query, bool read_only_tree, ProcessUtilityContext context,
+                    ParamListInfo params, QueryEnvironment *env, DestReceiver *dest, QueryCompletion *qc) {
+  Node *stmt = pstmt->utilityStmt;
+  if (IsA(stmt, CreateExtensionStmt) && names_pg_orch(castNode(CreateExtensionStmt, stmt)->extname))
+    start_scheduler_at_commit(MyDatabaseId);
+  else if (IsA(stmt, AlterExtensionStmt) && names_pg_orch(castNode(AlterExtensionStmt, stmt)->extname))
+    start_scheduler_at_commit(MyDatabaseId);
+  else if (IsA(stmt, DropStmt) && drops_pg_orch(castNode(DropStmt, stmt)))
+    wake_scheduler_at_commit(false);
+  else if (Oid database = database_needed_alone(stmt); OidIsValid(database))
+    hold_database(database);
+  if (previous_hook != nullptr)
+    previous_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  else
+    standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  // A copy of a template that has the extension needs a scheduler too: the
+  // launcher probes it.
+  if (IsA(stmt, CreatedbStmt)) start_scheduler_at_commit(get_database_oid(castNode(CreatedbStmt, stmt)->dbname, true));
+}
+
+}  // namespace
+
+void install_statement_hook() {
+  previous_hook = ProcessUtility_hook;
+  ProcessUtility_hook = statement_hook;
+}
+
+}  // namespace orch::pg

@@ -1,0 +1,115 @@
+# One scheduler per database that has the extension, started by the
+# launcher without a restart or a setting; DROP DATABASE never waits for
+# it; DROP EXTENSION stops it; templates and databases without connections
+# get none; a database whose scheduler keeps failing costs the others
+# nothing.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use OrchTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $node = orch_node('every_database', 'orch.poll_interval = 1h');
+sub sql_in { return $node->safe_psql($_[0], $_[1]); }
+my $dir = PostgreSQL::Test::Utils::tempdir();
+
+sub schedulers_in {
+	return sql_in('postgres', "SELECT count(*) FROM pg_stat_activity
+	  WHERE backend_type = 'pg_orch scheduler' AND datname = '$_[0]'");
+}
+
+# A process that appends its database's name to a file.
+sub make_process {
+	my ($db) = @_;
+	sql_in($db, qq{SELECT orch.define_process_type('note', '[{"name": "w", "command": ["/bin/sh", "-c", "echo $db >> $dir/$db"]}]');
+	  SELECT orch.create_process('p', 'note')});
+}
+sub run_once {
+	my ($db) = @_;
+	sql_in($db, q{SELECT orch.start('p')});
+	return wait_until(30, sub {
+		sql_in($db, q{SELECT status FROM orch.runs WHERE process_id = 'p' ORDER BY id DESC LIMIT 1}) eq 'COMPLETED' });
+}
+
+# Two databases created and given the extension while the server runs.
+for my $db ('db_a', 'db_b') {
+	sql_in('postgres', "CREATE DATABASE $db");
+	my $start = time;
+	sql_in($db, 'CREATE EXTENSION pg_orch');
+	ok(wait_until(5, sub { schedulers_in($db) eq '1' }), "$db: a scheduler after CREATE EXTENSION");
+	cmp_ok(time - $start, '<', 2, "$db: within 2 s");
+	make_process($db);
+}
+ok(run_once('db_a') && run_once('db_b'), 'each database runs its own process');
+is(slurp_file("$dir/db_a") . slurp_file("$dir/db_b"), "db_a\ndb_b\n", 'each in its own database');
+is(schedulers_in('postgres'), '1', 'the first database keeps its scheduler');
+
+# A database created from a template that has the extension gets one too;
+# the template itself and a database without connections get none.
+sql_in('template1', 'CREATE EXTENSION pg_orch');
+sql_in('postgres', 'CREATE DATABASE db_copy');
+sql_in('postgres', 'CREATE DATABASE db_copy2 TEMPLATE db_a');
+ok(wait_until(5, sub { schedulers_in('db_copy2') eq '1' && schedulers_in('db_a') eq '1' }),
+	'CREATE DATABASE ... TEMPLATE of a database with a scheduler succeeds; both have one after');
+ok(wait_until(5, sub { schedulers_in('db_copy') eq '1' }), 'a copy of a template with the extension gets a scheduler');
+sql_in('postgres', 'CREATE DATABASE db_closed TEMPLATE template0');
+sql_in('db_closed', 'CREATE EXTENSION pg_orch');
+ok(wait_until(5, sub { schedulers_in('db_closed') eq '1' }), 'db_closed has one');
+sql_in('postgres', 'ALTER DATABASE db_closed WITH ALLOW_CONNECTIONS false');
+sql_in('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'db_closed'});
+$node->restart;
+ok(wait_until(10, sub { schedulers_in('db_a') eq '1' && schedulers_in('db_copy') eq '1' }),
+	'after a restart, every database with the extension has its scheduler again');
+Time::HiRes::sleep(1.5);
+is(sql_in('postgres', q{SELECT string_agg(DISTINCT datname, ',' ORDER BY datname) FROM pg_stat_activity
+  WHERE backend_type = 'pg_orch scheduler'}), 'db_a,db_b,db_copy,db_copy2,postgres',
+	'none in template1 (a template) nor db_closed (no connections), nor for long in a database without it');
+
+# DROP DATABASE without FORCE, while a command of that database runs.
+sql_in('db_b', q{SELECT orch.define_process_type('sleeper', '[{"name": "s", "command": ["sleep", "300"]}]');
+  SELECT orch.create_process('s', 'sleeper'); SELECT orch.start('s')});
+my $sleeper;
+ok(wait_until(10, sub { ($sleeper = sql_in('db_b', q{SELECT pid FROM orch.tasks WHERE process_id = 's' AND status = 'RUNNING'})) ne '' }),
+	'db_b runs a long command');
+my $start = time;
+my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE db_b');
+is($rc, 0, 'DROP DATABASE db_b succeeds without FORCE') or diag($err);
+cmp_ok(time - $start, '<', 5, 'without waiting for the scheduler (seconds)');
+ok(wait_until(10, sub { !alive($sleeper) }), "its command was stopped with its scheduler");
+ok(run_once('db_a'), 'db_a goes on');
+
+# ALTER DATABASE ... RENAME: held, then its scheduler is back.
+($rc, $out, $err) = $node->psql('postgres', 'ALTER DATABASE db_copy RENAME TO db_renamed');
+is($rc, 0, 'ALTER DATABASE ... RENAME succeeds while it has a scheduler') or diag($err);
+ok(wait_until(5, sub { schedulers_in('db_renamed') eq '1' }), 'and the scheduler is back under the new name');
+
+# DROP EXTENSION stops the scheduler; CREATE EXTENSION brings it back.
+sql_in('db_a', 'DROP EXTENSION pg_orch');
+ok(wait_until(5, sub { schedulers_in('db_a') eq '0' }), 'DROP EXTENSION: the scheduler leaves');
+Time::HiRes::sleep(2);
+is(schedulers_in('db_a'), '0', 'and is not started again');
+sql_in('db_a', 'CREATE EXTENSION pg_orch');
+ok(wait_until(5, sub { schedulers_in('db_a') eq '1' }), 'CREATE EXTENSION again: it is back');
+make_process('db_a');
+
+# A scheduler that keeps failing (a superuser broke its database's
+# extension) costs the other databases nothing.
+sql_in('db_renamed', 'ALTER FUNCTION orch._claim_tasks(integer, integer) RENAME TO broken');
+sql_in('db_renamed', q{SELECT orch.define_process_type('note', '[{"name": "w", "command": ["true"]}]');
+  SELECT orch.create_process('p', 'note'); SELECT orch.start('p')});
+my $log_offset = -s $node->logfile;
+$start = time;
+ok(run_once('db_a'), 'db_a runs while db_renamed fails every turn');
+cmp_ok(time - $start, '<', 3, 'as fast as usual (seconds)');
+ok(wait_until(10, sub { slurp_file($node->logfile, $log_offset) =~ /pg_orch scheduler: .*_claim_tasks/ }),
+	'the failure is logged');
+sql_in('db_renamed', 'ALTER FUNCTION orch.broken(integer, integer) RENAME TO _claim_tasks');
+ok(wait_until(10, sub {
+	sql_in('db_renamed', q{SELECT status FROM orch.runs WHERE process_id = 'p'}) eq 'COMPLETED' }),
+	'once repaired, db_renamed runs its process');
+
+$node->stop;
+done_testing();
