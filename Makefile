@@ -21,7 +21,8 @@ REGRESS_OPTS = --inputdir=test --load-extension=pg_orch
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -Isrc
-# The scheduler runs only where the installed extension is this version.
+# The scheduler runs only where the installed extension is this version
+# (rebuilt when the version changes).
 PG_CXXFLAGS += -DORCH_VERSION='"$(EXTVERSION)"'
 # CI builds with WERROR=1: the build stays free of warnings.
 ifeq ($(WERROR),1)
@@ -39,6 +40,8 @@ override autodepend = yes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+src/pg/scheduler.o: pg_orch.control
 
 SQL_SRCS = $(sort $(filter-out sql/pg_orch--%,$(wildcard sql/*.sql)))
 sql/pg_orch--$(EXTVERSION).sql: $(SQL_SRCS)
