@@ -160,6 +160,8 @@ CREATE TABLE orch.runs (
   error_message text
 );
 CREATE INDEX ON orch.runs (process_id, id);
+-- Pruning takes the oldest finished runs first (75_history.sql).
+CREATE INDEX runs_completed_at_idx ON orch.runs (completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE orch.tasks (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -235,17 +237,22 @@ CREATE TABLE orch.process_permissions (
 CREATE INDEX ON orch.process_permissions (grantee);
 
 
--- Append-only record of what happened to processes and runs.
+-- Append-only record of what happened to processes and runs, partitioned
+-- by month (UTC) so that orch.events_retention drops a month at a time
+-- (75_history.sql adds the partitions events_YYYY_MM as months come).
 CREATE TABLE orch.events (
-  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id         bigint GENERATED ALWAYS AS IDENTITY,
   at         timestamptz NOT NULL DEFAULT clock_timestamp(),
   actor      text NOT NULL DEFAULT orch.current_owner(),  -- who did it
   owner      text,  -- whose process it concerns
   process_id text,  -- no foreign keys: events outlive what they describe
   run_id     bigint,
   kind       orch.event_kind NOT NULL,
-  detail     jsonb
-);
+  detail     jsonb,
+  PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+-- Whatever no month's partition takes (before the scheduler first adds them).
+CREATE TABLE orch.events_default PARTITION OF orch.events DEFAULT;
 CREATE INDEX ON orch.events (process_id, id);
 
 -- Writes one event. (The scheduler's set-based paths insert theirs in the

@@ -240,9 +240,14 @@ BEGIN
            CASE d.status WHEN 'PENDING' THEN 'task_retrying' WHEN 'COMPLETED' THEN 'task_completed'
                          WHEN 'FAILED' THEN 'task_failed' ELSE 'task_stopped' END,
            jsonb_build_object('task', d.name, 'attempt', d.attempt, 'exit_code', d.exit_code, 'error', d.error_message)
+    FROM done d),
+  counted AS (
+    SELECT orch._count_task_ends(jsonb_agg(jsonb_build_object(
+             'type', d.type, 'task', d.name, 'owner', d.owner, 'status', d.status,
+             'started_at', d.started_at, 'completed_at', d.completed_at))) AS nothing
     FROM done d)
   SELECT array_agg(DISTINCT done.run_id), bool_or(done.status IN ('FAILED', 'STOPPED'))
-    INTO touched, any_failed FROM done;
+    INTO touched, any_failed FROM done, counted;  -- (counted is joined so that it runs)
 
   IF touched IS NULL THEN
     RETURN '{}';

@@ -36,3 +36,5 @@ CREATE FUNCTION orch.set_schedule(id text, schedule text, timezone text DEFAULT 
 RETURNS orch.processes LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 CREATE FUNCTION orch.pause(id text) RETURNS orch.processes LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
 CREATE FUNCTION orch.resume(id text) RETURNS orch.processes LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';
+CREATE FUNCTION orch.prune_history(OUT runs bigint, OUT tasks bigint, OUT events bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'orch_api';

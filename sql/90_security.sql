@@ -108,6 +108,21 @@ CREATE POLICY read_own_or_shared ON orch.events FOR SELECT USING (
              WHERE pp.process_id = events.process_id AND pp.grantee = ANY ((SELECT orch._identities())::text[])
                AND p.owner = events.owner AND events.at >= p.created_at));
 
+-- Statistics: owners see their own processes' (they sum in the views).
+ALTER TABLE orch.task_totals ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.task_totals FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_own ON orch.task_totals FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin()));
+ALTER TABLE orch.task_days ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.task_days FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_own ON orch.task_days FOR SELECT USING (
+  owner = (SELECT orch.current_owner()) OR (SELECT orch._is_admin()));
+
+-- Archives hold every owner's rows: only admins see where they are.
+ALTER TABLE orch.archives ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orch.archives FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_admin ON orch.archives FOR SELECT USING ((SELECT orch._is_admin()));
+
 -- Privileges: nothing for PUBLIC; reading for the three roles; changing
 -- through functions for orch_user and orch_admin.
 REVOKE ALL ON ALL TABLES IN SCHEMA orch FROM PUBLIC;
@@ -115,13 +130,19 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA orch FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA orch FROM PUBLIC;
 GRANT USAGE ON SCHEMA orch TO orch_admin, orch_user, orch_viewer;
 GRANT SELECT ON ALL TABLES IN SCHEMA orch TO orch_admin, orch_user, orch_viewer;
+-- ... but not the partitions of orch.events: read directly, a partition
+-- would show every owner's events (its parent's policies do not apply).
+-- The month partitions are made later, with no grant.
+REVOKE ALL ON orch.events_default FROM orch_admin, orch_user, orch_viewer;
 
 -- What reading needs, including the functions the policies call.
 GRANT EXECUTE ON FUNCTION
   orch.current_owner(), orch._caller(), orch._jwt_claims(), orch._is_admin(), orch._identities(),
   orch.input_data(text), orch.next_runs(text, text, timestamptz, integer), orch._effective_time_zone(text),
   orch._next_run_times(text, text, timestamptz, integer),
-  orch.process_state(text), orch.history(text), orch.wait(text, interval)
+  orch.process_state(text), orch.history(text), orch.wait(text, interval),
+  orch._duration_percentile(bigint[], float8), orch._duration_histogram_merge(bigint[], bigint[]),
+  orch._duration_histogram_sum(bigint[])
 TO orch_admin, orch_user, orch_viewer;
 
 -- The sql task worker's entry point checks its caller itself.
@@ -135,3 +156,4 @@ GRANT EXECUTE ON FUNCTION
   orch.unshare_process(text, text), orch.set_schedule(text, text, text, text, text), orch.pause(text),
   orch.resume(text), orch.on_event(text, text), orch.off_event(text, text), orch.emit(text, jsonb)
 TO orch_admin, orch_user;
+GRANT EXECUTE ON FUNCTION orch.prune_history() TO orch_admin;

@@ -34,6 +34,7 @@ enum class Due : std::size_t {
   AdvanceRuns,    // runs whose process row a user held, to try again
   NextTick,       // the earliest schedule tick
   NextReady,      // the earliest delayed task (a retry delay)
+  Prune,          // the next look for expired history (done when idle)
   Count
 };
 

@@ -50,6 +50,10 @@ constexpr milliseconds kStartedDelay{50};
 // How soon runs whose process rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
+// How often an idle scheduler looks for expired history (and at once after
+// a reload, which may have changed the retention).
+constexpr milliseconds kPruneInterval{60000};
+
 // Where commands write their output ($ORCH_OUTPUT): in the data directory,
 // which only the server's OS user may enter, one directory per database.
 std::string output_directory() {
@@ -161,7 +165,26 @@ class Scheduler {
     // More may be ready if every free slot was filled: come straight back.
     // (Not if a task found no worker slot: none is likely free yet.)
     claim_wanted_ = !claimed.empty() && running() < capacity() && unclaimed_.empty();
-    if (!claim_wanted_ && finished_.empty() && unclaimed_.empty()) wait_for_event();
+    if (!claim_wanted_ && finished_.empty() && unclaimed_.empty()) {
+      if (prune_when_due()) return;  // a batch went: look for work before the next one
+      wait_for_event();
+    }
+  }
+
+  // Idle time: one batch (at most 1,000 rows, one transaction) of expired
+  // history, then more at the next idle turn while batches find rows.
+  // True if rows went.
+  bool prune_when_due() {
+    auto now = clock_.now();
+    if (!prune_more_ && !deadlines_.is_due(Due::Prune, now)) return false;
+    deadlines_.set(Due::Prune, now + kPruneInterval);
+    prune_more_ = false;  // (a failing batch is tried again at the interval)
+    std::vector<std::string> removed;
+    in_transaction([&] {
+      removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
+    });
+    prune_more_ = !removed.empty() && removed[0] != "0";
+    return prune_more_;
   }
 
   std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
@@ -318,12 +341,13 @@ class Scheduler {
   }
 
   void reload_config_if_asked() {
-    pg_call([] {
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
+    bool reloaded = pg_call([] {
+      if (!ConfigReloadPending) return false;
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+      return true;
     });
+    if (reloaded) deadlines_.set(Due::Prune, clock_.now());
   }
 
   // Whether this database has pg_orch at the library's version. Another
@@ -399,6 +423,7 @@ class Scheduler {
   std::vector<std::string> unclaimed_;       // claimed tasks no worker slot was free for
   bool claim_wanted_ = true;
   bool schedules_wanted_ = true;  // look for due ticks at the next turn
+  bool prune_more_ = true;        // the last prune batch found rows (or none ran yet)
   std::uint32_t stop_generation_seen_ = 0;
   std::uint32_t wake_generation_seen_ = 0;
 };

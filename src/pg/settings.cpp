@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 
 #include "pg/guards.hpp"
 #include "pg/schedule_functions.hpp"
@@ -35,6 +36,12 @@ bool check_time_zone(char **newval, void **, GucSource) {
     if (!problem.empty()) pg_call([&] { GUC_check_errdetail("%s", problem.c_str()); });
     return problem.empty();
   });
+}
+
+bool check_archive_directory(char **newval, void **, GucSource) {
+  if (*newval == nullptr || (*newval)[0] == '\0' || (*newval)[0] == '/') return true;
+  GUC_check_errdetail("Give an absolute path, or nothing to keep no archive.");
+  return false;
 }
 
 }  // namespace
@@ -94,6 +101,17 @@ void define_settings() {
   DefineCustomStringVariable("orch.jwt_authenticators", "Session users that set JWT claims (PostgREST's login role).",
                              nullptr, &settings.jwt_authenticators, "authenticator", PGC_SUSET, GUC_LIST_INPUT,
                              check_role_list, nullptr, nullptr);
+  DefineCustomIntVariable("orch.history_retention", "Finished runs older than this are pruned with their tasks.",
+                          "Each process's latest run is kept. 0 keeps all.", &settings.history_retention_s,
+                          30 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orch.events_retention", "Events older than this are pruned.", "0 keeps all.",
+                          &settings.events_retention_s, 90 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                          nullptr, nullptr);
+  // The server's OS user writes there: only a superuser may choose where.
+  DefineCustomStringVariable("orch.archive_directory",
+                             "Directory where pruned rows are first written (gzip-compressed JSON lines).",
+                             "Empty: pruned rows are not archived.", &settings.archive_directory, "", PGC_SIGHUP,
+                             GUC_SUPERUSER_ONLY, check_archive_directory, nullptr, nullptr);
   MarkGUCPrefixReserved("orch");
 }
 

@@ -23,7 +23,7 @@ TEST(Deadlines, NoneSetSleepsTheSafetyNet) {
   Deadlines deadlines;
   EXPECT_FALSE(deadlines.earliest());
   EXPECT_EQ(Deadlines::sleep_ms(deadlines.earliest(), clock.now(), 1000ms), 1000);
-  for (Due due : {Due::RecordStarted, Due::AdvanceRuns, Due::NextTick, Due::NextReady})
+  for (Due due : {Due::RecordStarted, Due::AdvanceRuns, Due::NextTick, Due::NextReady, Due::Prune})
     EXPECT_FALSE(deadlines.is_due(due, clock.now()));
 }
 
