@@ -29,7 +29,7 @@ CREATE FUNCTION orch._archive(kind text, query text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  name text := format('pg_orch_%s_%s_%s_%s.jsonl.gz', current_database(), kind,
+  name text := format('pg_orch_%s_%s_%s_%s.jsonl.gz', regexp_replace(current_database(), '[^A-Za-z0-9_-]', '_', 'g'), kind,
                       to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSUS'), txid_current());
   size bigint;
   rows bigint;

@@ -50,8 +50,8 @@ constexpr milliseconds kStartedDelay{50};
 // How soon runs whose process rows were held are tried again.
 constexpr milliseconds kAdvanceRetryDelay{100};
 
-// How often an idle scheduler looks for expired history (and at once after
-// a reload, which may have changed the retention).
+// How often an idle scheduler looks for expired history, at most (and at
+// once after a reload, which may have changed the retention).
 constexpr milliseconds kPruneInterval{60000};
 
 // Where commands write their output ($ORCH_OUTPUT): in the data directory,
@@ -171,13 +171,22 @@ class Scheduler {
     }
   }
 
+  // kPruneInterval, or the shortest retention if that is shorter (a
+  // 1-second retention is kept to within about a second).
+  static milliseconds prune_interval() {
+    milliseconds interval = kPruneInterval;
+    for (int seconds : {settings.history_retention_s, settings.events_retention_s})
+      if (seconds > 0) interval = std::min(interval, milliseconds(std::int64_t{seconds} * 1000));
+    return interval;
+  }
+
   // Idle time: one batch (at most 1,000 rows, one transaction) of expired
   // history, then more at the next idle turn while batches find rows.
   // True if rows went.
   bool prune_when_due() {
     auto now = clock_.now();
     if (!prune_more_ && !deadlines_.is_due(Due::Prune, now)) return false;
-    deadlines_.set(Due::Prune, now + kPruneInterval);
+    deadlines_.set(Due::Prune, now + prune_interval());
     prune_more_ = false;  // (a failing batch is tried again at the interval)
     std::vector<std::string> removed;
     in_transaction([&] {

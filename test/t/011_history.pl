@@ -1,0 +1,93 @@
+# Bounded history: with 1-second retention the scheduler prunes finished
+# runs (keeping each process's latest), their tasks and events, in batches;
+# archives them first as gzip JSON lines listed in orch.archives; drops an
+# expired month of events as a partition; leaves the statistics unchanged;
+# and keeps the rows, saying why, when the archive directory is not writable.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use OrchTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = orch_node('history');
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+my $archive = PostgreSQL::Test::Utils::tempdir();
+
+sql(q{SELECT orch.define_process_type('quick', '[{"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"]}]')});
+for my $p ('h1', 'h2') {
+	sql(qq{SELECT orch.create_process('$p', 'quick')});
+	for (1 .. 3) {
+		sql(qq{SELECT orch.start('$p')});
+		is(sql(qq{SELECT orch.wait('$p', '30 seconds')}), 'COMPLETED', "$p ran");
+	}
+}
+my $month = sql(q{SELECT 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')});
+ok(wait_until(30, sub { sql(qq{SELECT to_regclass('orch.$month') IS NOT NULL}) eq 't' }),
+	"the scheduler added this month's partition of orch.events ($month)");
+is(sql(q{SELECT count(*) FROM orch.events_default}), '0', 'and no event went to the default partition');
+
+# An expired month, as if kept from long ago.
+sql(q{CREATE TABLE orch.events_2020_01 PARTITION OF orch.events FOR VALUES FROM ('2020-01-01 UTC') TO ('2020-02-01 UTC');
+      INSERT INTO orch.events (at, owner, kind) SELECT '2020-01-15 UTC'::timestamptz + i * interval '1 minute', 'old', 'created'
+      FROM generate_series(1, 50) AS i});
+my $stats = sql(q{SELECT * FROM orch.task_stats ORDER BY type, task});
+my $latest = sql(q{SELECT string_agg(current_run_id::text, ',' ORDER BY id) FROM orch.processes});
+
+$node->append_conf('postgresql.conf', "orch.history_retention = '1s'\norch.events_retention = '1s'\norch.archive_directory = '$archive'\n");
+$node->reload;
+ok(wait_until(30, sub { sql(q{SELECT count(*) FROM orch.runs}) eq '2' }), 'the scheduler pruned the old runs by itself');
+is(sql(q{SELECT string_agg(id::text, ',' ORDER BY process_id) FROM orch.runs}), $latest, "each process's latest run is kept");
+is(sql(q{SELECT count(*) FROM orch.tasks WHERE run_id NOT IN (SELECT id FROM orch.runs)}), '0', 'no task of a pruned run is left');
+is(sql(q{SELECT count(*) FROM orch.tasks}), '4', 'the kept runs keep their tasks');
+ok(wait_until(30, sub { sql(q{SELECT count(*) FROM orch.events WHERE at < now() - interval '3 seconds'}) eq '0' }),
+	'events older than the retention are pruned');
+is(sql(q{SELECT to_regclass('orch.events_2020_01') IS NULL}), 't', 'the expired month went as a partition');
+is(sql(q{SELECT * FROM orch.task_stats ORDER BY type, task}), $stats, 'the statistics are unchanged');
+
+# The archives: every pruned row once, readable with zcat.
+is(sql(q{SELECT string_agg(kind || '=' || n, ' ' ORDER BY kind) FROM (SELECT kind, sum(row_count) AS n FROM orch.archives GROUP BY kind) k
+         WHERE kind <> 'events'}), 'runs=4 tasks=8', 'orch.archives lists 4 runs and their 8 tasks');
+is(sql(q{SELECT count(*) FROM orch.archives WHERE kind = 'events' AND row_count = 50 AND last_at < '2020-02-01'}), '1',
+	'the expired month is one file of its 50 events');
+my $lines = 0;
+my $files = 0;
+for my $row (split /\n/, sql(q{SELECT file || '|' || row_count || '|' || bytes FROM orch.archives})) {
+	my ($file, $count, $bytes) = split /\|/, $row;
+	my $text = `zcat $archive/$file`;
+	is($? >> 8, 0, "zcat reads $file");
+	is(scalar(() = $text =~ /\n/g), $count, "$file holds its $count rows");
+	is(-s "$archive/$file", $bytes, "$file is $bytes bytes as listed");
+	is(sprintf('%o', (stat("$archive/$file"))[2] & 0777), '600', "$file is the server user's alone");
+	$files++;
+}
+ok($files >= 3, "$files archive files");
+like(`zcat $archive/*_runs_*`, qr/^\{"id":\d+,"process_id":"h[12]","owner":"postgres","status":"COMPLETED"/m,
+	'a run is a JSON object per line');
+
+# An archive directory the server cannot write: rows are kept, the log says why.
+my $closed = PostgreSQL::Test::Utils::tempdir();
+chmod 0500, $closed;
+$node->append_conf('postgresql.conf', "orch.archive_directory = '$closed'\n");
+$node->reload;
+for (1 .. 2) {
+	sql(q{SELECT orch.start('h1')});
+	sql(q{SELECT orch.wait('h1', '30 seconds')});
+}
+my $offset = -s $node->logfile;
+sleep 2;
+is(sql(q{SELECT (runs, tasks) FROM orch.prune_history()}), '(0,0)', 'orch.prune_history() prunes nothing it cannot archive');
+is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'h1'}), '3', 'the runs are kept');
+like(slurp_file($node->logfile, $offset), qr/pg_orch could not archive \d+ pruned tasks: .*Permission denied.*; they are kept/,
+	'the log says why');
+
+# No archive: the rest goes (the scheduler or orch.prune_history(), whichever comes first).
+$node->append_conf('postgresql.conf', "orch.archive_directory = ''\n");
+$node->reload;
+ok(wait_until(10, sub { sql(q{SHOW orch.archive_directory}) eq '' }), 'no archive');
+sql(q{SELECT orch.prune_history()});
+is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'h1'}), '1', 'without an archive, the rest went');
+
+$node->stop;
+done_testing();
