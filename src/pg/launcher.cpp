@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/scheduler_roster.hpp"
+#include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
 #include "pg/launcher.hpp"
 #include "pg/shared_state.hpp"
@@ -45,31 +46,15 @@ std::vector<DatabaseId> connectable_databases() {
 }
 
 BackgroundWorkerHandle *start_scheduler(Oid database) {
-  return pg_call([&] {
-    BackgroundWorker worker = {};
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
-    strlcpy(worker.bgw_library_name, "pg_orch", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "orch_scheduler_main", BGW_MAXLEN);
-    snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orch scheduler %u", database);
-    strlcpy(worker.bgw_type, "pg_orch scheduler", BGW_MAXLEN);
-    worker.bgw_main_arg = ObjectIdGetDatum(database);
-    worker.bgw_notify_pid = MyProcPid;
-    BackgroundWorkerHandle *handle = nullptr;
-    if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+  BackgroundWorkerHandle *handle =
+      start_worker("orch_scheduler_main", "pg_orch scheduler " + std::to_string(database), "pg_orch scheduler", database);
+  if (handle == nullptr)
+    pg_call([&] {
       ereport(WARNING, (errmsg("pg_orch could not start the scheduler of database %u: no background worker slot",
                                database),
                         errhint("Raise max_worker_processes; it is tried again later.")));
-      return static_cast<BackgroundWorkerHandle *>(nullptr);
-    }
-    return handle;
-  });
-}
-
-bool has_stopped(BackgroundWorkerHandle *handle) {
-  pid_t pid;
-  return GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
+    });
+  return handle;
 }
 
 class Launcher {
@@ -105,7 +90,7 @@ class Launcher {
   void note_exits() {
     for (DatabaseId database : roster_.running()) {
       auto it = handles_.find(database);
-      if (it == handles_.end() || has_stopped(it->second)) {
+      if (it == handles_.end() || worker_stopped(it->second)) {
         if (it != handles_.end()) {
           pfree(it->second);
           handles_.erase(it);

@@ -10,7 +10,9 @@
 #include "core/deadlines.hpp"
 #include "core/orphaned_group.hpp"
 #include "core/task_records.hpp"
+#include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
+#include "pg/pruner.hpp"
 #include "pg/scheduler.hpp"
 #include "pg/settings.hpp"
 #include "pg/shared_state.hpp"
@@ -38,10 +40,15 @@ void handle_sigchld(SIGNAL_ARGS) {
 // The executors of the running scheduler, for its exit.
 std::vector<Executor *> exiting_executors;
 
+// The pruner this scheduler started, if any.
+BackgroundWorkerHandle *running_pruner = nullptr;
+
 // Also on FATAL and postmaster death, which leave without unwinding: the
-// next scheduler recovers the attempts.
+// next scheduler recovers the attempts. The pruner goes too (DROP DATABASE
+// waits for no pg_orch worker).
 void abandon_attempts_at_exit(int, Datum) {
   for (Executor *executor : exiting_executors) executor->abandon_all();
+  if (running_pruner != nullptr) TerminateBackgroundWorker(running_pruner);
 }
 
 // Longest a launched task shows DISPATCHED before it is recorded RUNNING.
@@ -106,6 +113,7 @@ class Scheduler {
     // Runs stopped before now have no command here: recovery handles them.
     stop_generation_seen_ = stop_generation();
     recover_orphans();
+    deadlines_.set(Due::Prune, clock_.now());  // (this also adds the months' partitions of orch.events)
     while (!ShutdownRequestPending) {
       try {
         iterate();
@@ -166,7 +174,7 @@ class Scheduler {
     // (Not if a task found no worker slot: none is likely free yet.)
     claim_wanted_ = !claimed.empty() && running() < capacity() && unclaimed_.empty();
     if (!claim_wanted_ && finished_.empty() && unclaimed_.empty()) {
-      if (prune_when_due()) return;  // a batch went: look for work before the next one
+      start_pruner_when_due();
       wait_for_event();
     }
   }
@@ -180,20 +188,17 @@ class Scheduler {
     return interval;
   }
 
-  // Idle time: one batch (at most 1,000 rows, one transaction) of expired
-  // history, then more at the next idle turn while batches find rows.
-  // True if rows went.
-  bool prune_when_due() {
+  // Idle time: starts the pruner (pruner.hpp) unless it runs already. No
+  // batch runs in this process, where it would delay a start.
+  void start_pruner_when_due() {
     auto now = clock_.now();
-    if (!prune_more_ && !deadlines_.is_due(Due::Prune, now)) return false;
+    if (!deadlines_.is_due(Due::Prune, now)) return;
     deadlines_.set(Due::Prune, now + prune_interval());
-    prune_more_ = false;  // (a failing batch is tried again at the interval)
-    std::vector<std::string> removed;
-    in_transaction([&] {
-      removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
-    });
-    prune_more_ = !removed.empty() && removed[0] != "0";
-    return prune_more_;
+    if (running_pruner != nullptr) {
+      if (!worker_stopped(running_pruner)) return;
+      pg_call([] { pfree(running_pruner); });
+    }
+    running_pruner = start_pruner();  // nullptr (no slot): tried again at the next interval
   }
 
   std::size_t capacity() const { return static_cast<std::size_t>(settings.max_concurrent_tasks); }
@@ -432,7 +437,6 @@ class Scheduler {
   std::vector<std::string> unclaimed_;       // claimed tasks no worker slot was free for
   bool claim_wanted_ = true;
   bool schedules_wanted_ = true;  // look for due ticks at the next turn
-  bool prune_more_ = true;        // the last prune batch found rows (or none ran yet)
   std::uint32_t stop_generation_seen_ = 0;
   std::uint32_t wake_generation_seen_ = 0;
 };

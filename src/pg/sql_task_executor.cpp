@@ -1,6 +1,7 @@
 #include "pg/sql_task_executor.hpp"
 
 #include "core/interval.hpp"
+#include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
 #include "pg/settings.hpp"
 #include "pg/sql_task_runner.hpp"
@@ -8,15 +9,8 @@
 namespace orch::pg {
 namespace {
 
-bool has_exited(BackgroundWorkerHandle *handle) {
-  return pg_call([&] {
-    pid_t pid;
-    return GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
-  });
-}
-
 // Its statement ends at the next interrupt check and its transaction is
-// rolled back; has_exited() tells when it is gone.
+// rolled back; worker_stopped() tells when it is gone.
 void terminate(BackgroundWorkerHandle *handle) {
   pg_call([&] { TerminateBackgroundWorker(handle); });
 }
@@ -61,7 +55,7 @@ std::vector<AttemptEnd> SqlTaskExecutor::poll(SteadyTime now) {
       terminate(worker.handle);
       worker.ended_by_executor = Ending::TimedOut;
     }
-    if (!has_exited(worker.handle)) {
+    if (!worker_stopped(worker.handle)) {
       ++it;
       continue;
     }

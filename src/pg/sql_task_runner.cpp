@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
 #include "pg/identity.hpp"
 #include "pg/settings.hpp"
@@ -512,24 +513,8 @@ std::int64_t recording_task_id() { return recording_task; }
 
 BackgroundWorkerHandle *start_sql_task_worker(std::uint64_t task_id, int attempt) {
   SqlTaskArgs args{static_cast<std::int64_t>(task_id), static_cast<std::int32_t>(attempt)};
-  return pg_call([&] {
-    BackgroundWorker worker = {};
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    strlcpy(worker.bgw_library_name, "pg_orch", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "orch_sql_task_main", BGW_MAXLEN);
-    snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orch sql task %lld", static_cast<long long>(args.task_id));
-    strlcpy(worker.bgw_type, "pg_orch sql task", BGW_MAXLEN);
-    worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-    memcpy(worker.bgw_extra, &args, sizeof(args));
-    worker.bgw_notify_pid = MyProcPid;
-    BackgroundWorkerHandle *handle = nullptr;
-    MemoryContext caller = MemoryContextSwitchTo(TopMemoryContext);
-    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
-    MemoryContextSwitchTo(caller);
-    return registered ? handle : static_cast<BackgroundWorkerHandle *>(nullptr);
-  });
+  return start_worker("orch_sql_task_main", "pg_orch sql task " + std::to_string(args.task_id), "pg_orch sql task",
+                      MyDatabaseId, &args, sizeof(args));
 }
 
 }  // namespace orch::pg

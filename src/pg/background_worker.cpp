@@ -1,0 +1,37 @@
+#include "pg/background_worker.hpp"
+
+#include "pg/guards.hpp"
+
+namespace orch::pg {
+
+BackgroundWorkerHandle *start_worker(const char *function, const std::string &name, const char *type, Oid database,
+                                     const void *extra, std::size_t extra_size) {
+  return pg_call([&] {
+    BackgroundWorker worker = {};
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    strlcpy(worker.bgw_library_name, "pg_orch", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+    strlcpy(worker.bgw_name, name.c_str(), BGW_MAXLEN);
+    strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+    worker.bgw_main_arg = ObjectIdGetDatum(database);
+    if (extra != nullptr) memcpy(worker.bgw_extra, extra, Min(extra_size, static_cast<std::size_t>(BGW_EXTRALEN)));
+    worker.bgw_notify_pid = MyProcPid;
+    // The handle outlives any transaction of the starter.
+    BackgroundWorkerHandle *handle = nullptr;
+    MemoryContext caller = MemoryContextSwitchTo(TopMemoryContext);
+    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+    MemoryContextSwitchTo(caller);
+    return registered ? handle : static_cast<BackgroundWorkerHandle *>(nullptr);
+  });
+}
+
+bool worker_stopped(BackgroundWorkerHandle *handle) {
+  return pg_call([&] {
+    pid_t pid;
+    return GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
+  });
+}
+
+}  // namespace orch::pg

@@ -1,0 +1,60 @@
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "pg/background_worker.hpp"
+#include "pg/guards.hpp"
+#include "pg/pruner.hpp"
+#include "pg/spi.hpp"
+
+namespace orch::pg {
+namespace {
+
+constexpr long kLeastRestMs = 10;
+
+void prune_until_done() {
+  while (!ShutdownRequestPending) {
+    pg_call([] {
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+    auto begin = std::chrono::steady_clock::now();
+    std::vector<std::string> removed;
+    in_transaction([&] {
+      removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
+    });
+    if (removed.empty() || removed[0] == "0") return;
+    // At most half of the time pruning: the other half for everyone else.
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
+    long rest = std::max(kLeastRestMs, static_cast<long>(took.count()));
+    pg_call([&] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, rest, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+  }
+}
+
+}  // namespace
+
+BackgroundWorkerHandle *start_pruner() {
+  return start_worker("orch_pruner_main", "pg_orch pruner " + std::to_string(MyDatabaseId), "pg_orch pruner",
+                      MyDatabaseId);
+}
+
+}  // namespace orch::pg
+
+extern "C" void orch_pruner_main(Datum database_oid) {
+  using namespace orch::pg;
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);  // ends it between batches
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
+  // As the scheduler: no user's object is ever found by name.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+  cpp_entry([] { prune_until_done(); });
+  proc_exit(0);
+}
