@@ -9,7 +9,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 export PATH="$PG_BIN:$PATH"
 
 DEPENDENCIES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl make g++ cmake libgtest-dev
-              nlohmann-json3-dev clang libclang-rt-14-dev tzdata)
+              nlohmann-json3-dev zlib1g-dev clang libclang-rt-14-dev tzdata)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

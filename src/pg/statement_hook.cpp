@@ -5,6 +5,8 @@
 extern "C" {
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "catalog/pg_database.h"
+#include "utils/acl.h"
 #include "nodes/parsenodes.h"
 }
 
@@ -24,6 +26,14 @@ bool drops_pg_orch(const DropStmt *stmt) {
   return false;
 }
 
+bool owns_database(Oid database) {
+#if PG_VERSION_NUM >= 160000
+  return object_ownercheck(DatabaseRelationId, database, GetUserId());
+#else
+  return pg_database_ownercheck(database, GetUserId());
+#endif
+}
+
 // The database a statement needs without other connections, if any.
 Oid database_needed_alone(Node *stmt) {
   const char *name = nullptr;
@@ -38,7 +48,10 @@ Oid database_needed_alone(Node *stmt) {
   else if (IsA(stmt, RenameStmt) && castNode(RenameStmt, stmt)->renameType == OBJECT_DATABASE)
     name = castNode(RenameStmt, stmt)->subname;
   Oid database = name != nullptr ? get_database_oid(name, true) : InvalidOid;
-  return database == MyDatabaseId ? InvalidOid : database;  // PostgreSQL refuses that itself
+  // Only for its owner (or a superuser), whom PostgreSQL lets do it: anyone
+  // else's statement fails anyway and must not stop the scheduler meanwhile.
+  if (!OidIsValid(database) || database == MyDatabaseId || !owns_database(database)) return InvalidOid;
+  return database;
 }
 
 // Called by PostgreSQL with no C++ object alive in this frame: an ERROR may

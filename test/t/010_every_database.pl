@@ -68,6 +68,16 @@ is(sql_in('postgres', q{SELECT string_agg(DISTINCT datname, ',' ORDER BY datname
   WHERE backend_type = 'pg_orch scheduler'}), 'db_a,db_b,db_copy,db_copy2,postgres',
 	'none in template1 (a template) nor db_closed (no connections), nor for long in a database without it');
 
+# Red team: another user's DROP DATABASE or RENAME of it fails, and must not
+# stop its scheduler meanwhile (one line, repeated, would starve it).
+sql_in('postgres', 'CREATE ROLE mallory LOGIN CREATEDB');
+my $before = scheduler_pid($node, 'db_a');
+for my $statement ('DROP DATABASE db_a', 'ALTER DATABASE db_a RENAME TO stolen', 'CREATE DATABASE copy_of_a TEMPLATE db_a') {
+	my ($rc, $out, $err) = $node->psql('postgres', $statement, extra_params => ['-U', 'mallory']);
+	like($err, qr/must be owner|permission denied/, "mallory: $statement is refused");
+}
+is(scheduler_pid($node, 'db_a'), $before, "and db_a's scheduler was never stopped");
+
 # DROP DATABASE without FORCE, while a command of that database runs.
 sql_in('db_b', q{SELECT orch.define_process_type('sleeper', '[{"name": "s", "command": ["sleep", "300"]}]');
   SELECT orch.create_process('s', 'sleeper'); SELECT orch.start('s')});
