@@ -12,6 +12,7 @@ namespace orch::pg {
 namespace {
 
 constexpr long kLeastRestMs = 10;
+constexpr long kRestPerBatchTime = 3;
 
 void prune_until_done() {
   while (!ShutdownRequestPending) {
@@ -27,9 +28,10 @@ void prune_until_done() {
       removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
     });
     if (removed.empty() || removed[0] == "0") return;
-    // At most half of the time pruning: the other half for everyone else.
+    // Pruning a quarter of the time at most: on a small machine a pruner
+    // that never rests takes a core from the scheduler and its commands.
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
-    long rest = std::max(kLeastRestMs, static_cast<long>(took.count()));
+    long rest = std::max(kLeastRestMs, kRestPerBatchTime * static_cast<long>(took.count()));
     pg_call([&] {
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, rest, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);

@@ -1,7 +1,7 @@
 // The pruner: a short-lived background worker that a database's scheduler
 // starts when it is idle and expired history may be due. It prunes batch
 // after batch (orch._prune_batch: at most 1,000 rows per transaction),
-// resting between batches as long as the last one took, and exits when a
+// resting three times as long as the last batch took, and exits when a
 // batch finds nothing or on SIGTERM (its scheduler's exit sends one). It is
 // a process of its own so that no batch ever delays the scheduler's work.
 #pragma once
