@@ -60,9 +60,14 @@ sql_in('db_closed', 'CREATE EXTENSION pg_orch');
 ok(wait_until(5, sub { schedulers_in('db_closed') eq '1' }), 'db_closed has one');
 sql_in('postgres', 'ALTER DATABASE db_closed WITH ALLOW_CONNECTIONS false');
 sql_in('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'db_closed'});
+# 0.1's one-database setting is still accepted, and ignored with a warning.
+$node->append_conf('postgresql.conf', "orch.database_name = 'db_a'\n");
+my $log_at_restart = -s $node->logfile;
 $node->restart;
 ok(wait_until(10, sub { schedulers_in('db_a') eq '1' && schedulers_in('db_copy') eq '1' }),
 	'after a restart, every database with the extension has its scheduler again');
+like(slurp_file($node->logfile, $log_at_restart), qr/WARNING:  orch.database_name is ignored/,
+	'orch.database_name is ignored, with a warning');
 Time::HiRes::sleep(1.5);
 is(sql_in('postgres', q{SELECT string_agg(DISTINCT datname, ',' ORDER BY datname) FROM pg_stat_activity
   WHERE backend_type = 'pg_orch scheduler'}), 'db_a,db_b,db_copy,db_copy2,postgres',
