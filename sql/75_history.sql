@@ -2,11 +2,13 @@
 -- orch.history_retention prunes finished runs with their tasks, keeping
 -- each process's latest run; orch.events_retention prunes events, whose
 -- table is partitioned by month so that an expired month goes as a
--- partition. The scheduler prunes a batch of at most 1,000 rows per
--- transaction when it is idle; orch.prune_history() prunes everything due
--- now. With orch.archive_directory set, rows are first written there
--- (gzip-compressed JSON lines, one file per batch and kind, or per month of
--- events) and listed in orch.archives; a write that fails keeps the rows.
+-- partition. The pruner (src/pg/pruner.hpp), which an idle scheduler
+-- starts, prunes batches of at most 1,000 rows, one transaction each;
+-- orch.prune_history() prunes everything due now. With
+-- orch.archive_directory set, rows are first written there (gzip-compressed
+-- JSON lines, one file per batch and kind, or per month of events) and
+-- listed in orch.archives; a write that fails keeps the rows (an expired
+-- month's in its detached table until it succeeds).
 
 CREATE TABLE orch.archives (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -21,6 +23,14 @@ CREATE TABLE orch.archives (
 
 CREATE FUNCTION orch._write_archive(name text, query text) RETURNS bigint
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_write_archive';
+-- Removes NAME.partial files of this database's that a crash left.
+CREATE FUNCTION orch._remove_partial_archives(prefix text) RETURNS integer
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_remove_partial_archives';
+
+-- How this database's archive files begin: its name, safe characters only.
+CREATE FUNCTION orch._archive_prefix() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT format('pg_orch_%s_', regexp_replace(current_database(), '[^A-Za-z0-9_-]', '_', 'g')) $$;
 
 -- Writes the rows of `query` (row_to_json text first, their time second) as
 -- one archive file and lists it; false, with a WARNING in the log saying
@@ -29,7 +39,7 @@ CREATE FUNCTION orch._archive(kind text, query text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  name text := format('pg_orch_%s_%s_%s_%s.jsonl.gz', regexp_replace(current_database(), '[^A-Za-z0-9_-]', '_', 'g'), kind,
+  name text := format('%s%s_%s_%s.jsonl.gz', orch._archive_prefix(), kind,
                       to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSUS'), txid_current());
   size bigint;
   rows bigint;
@@ -79,14 +89,47 @@ BEGIN
     high := (month + interval '1 month') AT TIME ZONE 'UTC';
     BEGIN
       LOCK TABLE orch.events IN ACCESS EXCLUSIVE MODE;
+      CONTINUE WHEN to_regclass('orch.' || name) IS NOT NULL;  -- another pruner (an admin's call) was first
       EXECUTE format('CREATE TABLE orch.%I (LIKE orch.events INCLUDING DEFAULTS)', name);
       EXECUTE format('WITH moved AS (DELETE FROM orch.events_default WHERE at >= %L AND at < %L RETURNING *)
                       INSERT INTO orch.%I SELECT * FROM moved', low, high, name);
       EXECUTE format('ALTER TABLE orch.events ATTACH PARTITION orch.%I FOR VALUES FROM (%L) TO (%L)', name, low, high);
-    EXCEPTION WHEN lock_not_available THEN
+    EXCEPTION WHEN lock_not_available OR duplicate_table THEN
       RAISE LOG 'pg_orch could not add the partition orch.% yet: %', name, SQLERRM;
     END;
   END LOOP;
+END
+$$;
+
+-- Expired months leave orch.events first, in a transaction of their own:
+-- detaching waits (100 ms at most) for the transactions writing to
+-- orch.events, and after it nothing writes to the month, so that
+-- orch._prune_batch archives exactly what it drops, without holding
+-- orch.events meanwhile. Returns how many months it detached.
+CREATE FUNCTION orch._detach_expired_months() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '100ms'
+AS $$
+DECLARE
+  keep_events interval := current_setting('orch.events_retention')::interval;
+  month record;
+  detached integer := 0;
+BEGIN
+  IF keep_events <= interval '0' THEN
+    RETURN 0;
+  END IF;
+  FOR month IN
+    SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'orch.events'::regclass AND c.relname ~ '^events_\d{4}_\d{2}$'
+      AND (to_date(substr(c.relname, 8), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC' <= now() - keep_events
+  LOOP
+    BEGIN
+      EXECUTE format('ALTER TABLE orch.events DETACH PARTITION orch.%I', month.relname);
+      detached := detached + 1;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE LOG 'pg_orch could not detach the expired month orch.% yet: %', month.relname, SQLERRM;
+    END;
+  END LOOP;
+  RETURN detached;
 END
 $$;
 
@@ -103,7 +146,8 @@ DECLARE
   keep_events interval := current_setting('orch.events_retention')::interval;
   run_ids bigint[];
   task_ids bigint[];
-  partition record;
+  event_ids bigint[];
+  month record;
 BEGIN
   runs := 0; tasks := 0; events := 0;
   PERFORM orch._add_event_partitions();
@@ -114,6 +158,8 @@ BEGIN
       SELECT r.id FROM orch.runs r
       WHERE r.completed_at < now() - history AND r.status IN ('COMPLETED', 'FAILED', 'STOPPED')
         AND NOT EXISTS (SELECT 1 FROM orch.processes p WHERE p.id = r.process_id AND p.current_run_id = r.id)
+        -- (a stopped run's command may still be dying: it counts against the limits until it has)
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = r.id AND t.status IN ('DISPATCHED', 'RUNNING'))
       ORDER BY r.completed_at LIMIT greatest(max_rows / 10, 1) FOR UPDATE OF r SKIP LOCKED);
     -- Their tasks, as many as fit; a run goes once all its tasks have.
     task_ids := ARRAY(SELECT t.id FROM orch.tasks t WHERE t.run_id = ANY (run_ids)
@@ -130,38 +176,43 @@ BEGIN
   END IF;
 
   IF keep_events > interval '0' THEN
-    -- Whole months first: archived as one file, then the partition dropped.
-    FOR partition IN
-      SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = 'orch.events'::regclass AND c.relname ~ '^events_\d{4}_\d{2}$'
-        AND (to_date(substr(c.relname, 8), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC'
-            <= now() - keep_events
+    -- A detached month first (orch._detach_expired_months): archived as one
+    -- file, then dropped.
+    FOR month IN
+      SELECT c.relname FROM pg_class c
+      WHERE c.relnamespace = 'orch'::regnamespace AND c.relkind = 'r' AND NOT c.relispartition
+        AND c.relname ~ '^events_\d{4}_\d{2}$'
       ORDER BY c.relname LIMIT 1
     LOOP
-      IF orch._archive('events', format('SELECT row_to_json(e)::text, e.at FROM orch.%I e ORDER BY e.id', partition.relname)) THEN
-        EXECUTE format('SELECT count(*) FROM orch.%I', partition.relname) INTO events;
-        BEGIN
-          EXECUTE format('DROP TABLE orch.%I', partition.relname);
-        EXCEPTION WHEN lock_not_available THEN
-          events := 0;
-          RAISE LOG 'pg_orch could not drop the partition orch.% yet: %', partition.relname, SQLERRM;
-        END;
+      IF orch._archive('events', format('SELECT row_to_json(e)::text, e.at FROM orch.%I e ORDER BY e.id', month.relname)) THEN
+        EXECUTE format('SELECT count(*) FROM orch.%I', month.relname) INTO events;
+        EXECUTE format('DROP TABLE orch.%I', month.relname);
       END IF;
       RETURN;
     END LOOP;
-    -- Then rows, in the current months and events_default.
-    IF runs + tasks < max_rows AND orch._archive('events', format(
-         'SELECT row_to_json(e)::text, e.at FROM orch.events e WHERE (e.id, e.at) IN (SELECT id, at FROM orch.events WHERE at < %L ORDER BY id LIMIT %s)',
-         now() - keep_events, max_rows - runs - tasks)) THEN
-      DELETE FROM orch.events WHERE (id, at) IN (SELECT id, at FROM orch.events WHERE at < now() - keep_events
-                                                 ORDER BY id LIMIT max_rows - runs - tasks);
-      GET DIAGNOSTICS events = ROW_COUNT;
+    -- Then rows, in events_default and the months not wholly expired (an
+    -- expired month goes whole once it is detached): chosen once, so that
+    -- what is archived is what is deleted.
+    IF runs + tasks < max_rows THEN
+      event_ids := ARRAY(
+        SELECT id FROM orch.events
+        WHERE at < now() - keep_events
+          AND (tableoid = 'orch.events_default'::regclass
+               OR at >= date_trunc('month', (now() - keep_events) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+        ORDER BY id LIMIT max_rows - runs - tasks);
+      IF orch._archive('events', format(
+           'SELECT row_to_json(e)::text, e.at FROM orch.events e WHERE e.id = ANY (%L::bigint[]) AND e.at < %L',
+           event_ids, now() - keep_events)) THEN
+        DELETE FROM orch.events WHERE id = ANY (event_ids) AND at < now() - keep_events;
+        GET DIAGNOSTICS events = ROW_COUNT;
+      END IF;
     END IF;
   END IF;
 END
 $$;
 
 -- orch.prune_history(): every batch due now, in this transaction (admins).
+-- A month it detaches keeps orch.events locked until the caller commits.
 CREATE FUNCTION orch._api_prune_history(OUT runs bigint, OUT tasks bigint, OUT events bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -173,6 +224,7 @@ BEGIN
       HINT = 'Members of orch_admin may prune history.';
   END IF;
   runs := 0; tasks := 0; events := 0;
+  PERFORM orch._detach_expired_months();
   LOOP
     batch := orch._prune_batch();
     runs := runs + batch.runs;

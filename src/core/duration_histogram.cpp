@@ -2,8 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace orch {
+
+namespace {
+
+// Counts never wrap around, even from hostile arrays (they stop at the most).
+std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
+  std::int64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<std::int64_t>::max() : sum;
+}
+
+}  // namespace
 
 int DurationHistogram::bucket_of(double ms) {
   if (!(ms >= 1.0)) return 0;  // also NaN and negatives (a clock step)
@@ -37,8 +48,9 @@ void DurationHistogram::merge(const DurationHistogram &other) {
   int first = std::min(first_, other.first_);
   int end = std::max(first_ + static_cast<int>(counts_.size()), other.first_ + static_cast<int>(other.counts_.size()));
   std::vector<std::int64_t> merged(static_cast<std::size_t>(end - first), 0);
-  for (std::size_t i = 0; i < counts_.size(); ++i) merged[first_ - first + i] += counts_[i];
-  for (std::size_t i = 0; i < other.counts_.size(); ++i) merged[other.first_ - first + i] += other.counts_[i];
+  for (std::size_t i = 0; i < counts_.size(); ++i) merged[first_ - first + i] = counts_[i];
+  for (std::size_t i = 0; i < other.counts_.size(); ++i)
+    merged[other.first_ - first + i] = saturating_add(merged[other.first_ - first + i], other.counts_[i]);
   first_ = first;
   counts_ = std::move(merged);
   trim();
@@ -46,18 +58,19 @@ void DurationHistogram::merge(const DurationHistogram &other) {
 
 std::int64_t DurationHistogram::total() const {
   std::int64_t total = 0;
-  for (std::int64_t count : counts_) total += count;
+  for (std::int64_t count : counts_) total = saturating_add(total, count);
   return total;
 }
 
 std::optional<double> DurationHistogram::percentile(double q) const {
   std::int64_t total = this->total();
   if (total == 0 || !(q > 0)) return std::nullopt;
-  auto rank = static_cast<std::int64_t>(std::ceil(std::min(q, 1.0) * static_cast<double>(total)));
+  // In doubles: a saturated total must not overflow a rank.
+  double rank = std::ceil(std::min(q, 1.0) * static_cast<double>(total));
   std::int64_t seen = 0;
   for (std::size_t i = 0; i < counts_.size(); ++i) {
-    seen += counts_[i];
-    if (seen >= rank) return bucket_value(first_ + static_cast<int>(i));
+    seen = saturating_add(seen, counts_[i]);
+    if (static_cast<double>(seen) >= rank) return bucket_value(first_ + static_cast<int>(i));
   }
   return bucket_value(first_ + static_cast<int>(counts_.size()) - 1);
 }

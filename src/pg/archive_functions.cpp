@@ -1,8 +1,9 @@
 // orch._write_archive(name, query): writes the rows of `query` (one text
 // column: a JSON line each) to a new gzip file `name` in
-// orch.archive_directory, durably, and returns its size in bytes. Only the
-// pruning functions call it (it is revoked from PUBLIC): the directory is a
-// superuser's setting and the query theirs.
+// orch.archive_directory, durably, and returns its size in bytes; and
+// orch._remove_partial_archives. Only the pruning functions call them
+// (they are revoked from PUBLIC): the directory is a superuser's setting
+// and the query theirs.
 #include <stdexcept>
 #include <string>
 
@@ -12,12 +13,15 @@
 
 extern "C" {
 PG_FUNCTION_INFO_V1(orch_write_archive);
+PG_FUNCTION_INFO_V1(orch_remove_partial_archives);
 }
 
 namespace orch::pg {
 namespace {
 
 constexpr long kFetch = 500;
+// A .partial file nothing wrote to for this long was left by a crash.
+constexpr long kPartialIdleSeconds = 600;
 
 bool is_plain_name(const std::string &name) {
   if (name.empty() || name[0] == '.') return false;
@@ -66,5 +70,16 @@ extern "C" Datum orch_write_archive(PG_FUNCTION_ARGS) {
       SPI_finish();
     });
     return Int64GetDatum(file.finish());
+  });
+}
+
+// orch._remove_partial_archives(prefix): removes what a crash left in
+// orch.archive_directory (the pruner calls it when it starts).
+extern "C" Datum orch_remove_partial_archives(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    std::string prefix, directory = settings.archive_directory ? settings.archive_directory : "";
+    pg_call([&] { prefix = text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+    if (directory.empty() || !is_plain_name(prefix)) return Int32GetDatum(0);
+    return Int32GetDatum(orch::ArchiveFile::remove_partials(directory, prefix, kPartialIdleSeconds));
   });
 }

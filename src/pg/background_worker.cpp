@@ -34,4 +34,21 @@ bool worker_stopped(BackgroundWorkerHandle *handle) {
   });
 }
 
+void pin_worker_settings() {
+  static const char *const pinned[][2] = {
+      {"search_path", "pg_catalog, pg_temp"},
+      {"default_transaction_read_only", "off"},
+      {"default_transaction_isolation", "read committed"},
+      {"statement_timeout", "0"},
+      {"idle_in_transaction_session_timeout", "0"},
+#if PG_VERSION_NUM >= 170000
+      {"transaction_timeout", "0"},
+#endif
+      {"session_replication_role", "origin"},
+  };
+  pg_call([] {
+    for (const auto &setting : pinned) SetConfigOption(setting[0], setting[1], PGC_SUSET, PGC_S_OVERRIDE);
+  });
+}
+
 }  // namespace orch::pg

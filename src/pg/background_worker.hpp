@@ -19,4 +19,11 @@ BackgroundWorkerHandle *start_worker(const char *function, const std::string &na
 // Whether the worker has exited (or never started).
 bool worker_stopped(BackgroundWorkerHandle *handle);
 
+// For the scheduler and the pruner, right after they connect: no user's
+// object is ever found by name (a function in a writable public schema or a
+// temporary type named like one of ours is never used), and the settings
+// the workers depend on are theirs, whatever a database's owner set for
+// the database (ALTER DATABASE ... SET default_transaction_read_only, say).
+void pin_worker_settings();
+
 }  // namespace orch::pg

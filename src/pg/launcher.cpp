@@ -23,6 +23,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Schedulers started per round, and a round's length when more are due.
+constexpr std::size_t kStartsPerRound = 4;
+constexpr long kRoundMs = 100;
+
 // Databases a scheduler may run in: not templates, connections allowed.
 // Without a database only shared catalogs can be read, so this scans
 // pg_database itself rather than use its index.
@@ -102,11 +106,17 @@ class Launcher {
 
   void start_due() {
     std::vector<DatabaseId> due = roster_.due(Clock::now());
+    capped_ = false;
     if (due.empty()) return;
     // Only databases that still exist and allow connections (a message may
     // name one dropped since).
     roster_.databases_found(connectable_databases(), Clock::now());
-    for (DatabaseId database : roster_.due(Clock::now())) {
+    // A few at a time: each start takes a worker slot, and most probes of a
+    // burst of new databases find no extension (the rest wait a round).
+    due = roster_.due(Clock::now());
+    capped_ = due.size() > kStartsPerRound;
+    if (capped_) due.resize(kStartsPerRound);
+    for (DatabaseId database : due) {
       BackgroundWorkerHandle *handle = start_scheduler(database);
       if (handle == nullptr) {
         roster_.start_failed(database, Clock::now());
@@ -123,7 +133,7 @@ class Launcher {
     long timeout = -1;
     if (auto next = roster_.next_due()) {
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count() + 1;
-      timeout = std::max(0L, static_cast<long>(wait));
+      timeout = std::max(capped_ ? kRoundMs : 0L, static_cast<long>(wait));
     }
     pg_call([&] {
       (void)WaitLatch(MyLatch, WL_LATCH_SET | (timeout < 0 ? 0 : WL_TIMEOUT) | WL_EXIT_ON_PM_DEATH, timeout,
@@ -142,6 +152,7 @@ class Launcher {
     });
   }
 
+  bool capped_ = false;  // the last round left due databases for the next
   SchedulerRoster roster_;
   std::map<DatabaseId, BackgroundWorkerHandle *> handles_;
   std::set<Oid> held_;  // databases being dropped or renamed

@@ -30,3 +30,18 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
+
+// Version shims: the glue builds against PostgreSQL 15 (Debian 12) and 17
+// (Debian 13). Each hides one API difference behind a helper.
+
+namespace orch::pg {
+// A WaitEventSet for one wait (17 ties it to a resource owner, which closes
+// its descriptor on error, instead of a memory context).
+inline WaitEventSet *create_wait_event_set(int events) {
+#if PG_VERSION_NUM >= 170000
+  return CreateWaitEventSet(CurrentResourceOwner, events);
+#else
+  return CreateWaitEventSet(CurrentMemoryContext, events);
+#endif
+}
+}  // namespace orch::pg

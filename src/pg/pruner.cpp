@@ -15,7 +15,14 @@ constexpr long kLeastRestMs = 10;
 constexpr long kRestPerBatchTime = 3;
 
 void prune_until_done() {
-  while (!ShutdownRequestPending) {
+  // Archive files a crash left half written go; expired months leave
+  // orch.events in a transaction of their own (see
+  // orch._detach_expired_months), and the batches archive and drop them.
+  in_transaction([] {
+    query("SELECT orch._remove_partial_archives(orch._archive_prefix())");
+    query("SELECT orch._detach_expired_months()");
+  });
+  for (;;) {  // until a batch finds nothing; SIGTERM (die) ends the process
     pg_call([] {
       if (ConfigReloadPending) {
         ConfigReloadPending = false;
@@ -51,12 +58,15 @@ BackgroundWorkerHandle *start_pruner() {
 
 extern "C" void orch_pruner_main(Datum database_oid) {
   using namespace orch::pg;
-  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);  // ends it between batches
+  // SIGTERM ends it at once, a batch in progress rolled back (it is done
+  // again later): DROP DATABASE waits for no pruner.
+  pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
-  // As the scheduler: no user's object is ever found by name.
-  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-  cpp_entry([] { prune_until_done(); });
+  cpp_entry([] {
+    pin_worker_settings();
+    prune_until_done();
+  });
   proc_exit(0);
 }

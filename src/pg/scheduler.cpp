@@ -334,7 +334,7 @@ class Scheduler {
     }
     long timeout = Deadlines::sleep_ms(deadline, clock_.now(), milliseconds(settings.poll_interval_ms));
     int events = pg_call([&] {
-      WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, static_cast<int>(fds.size()) + 2);
+      WaitEventSet *set = create_wait_event_set(static_cast<int>(fds.size()) + 2);
       AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
       AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
       for (int fd : fds) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
@@ -451,15 +451,13 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   pqsignal(SIGCHLD, handle_sigchld);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
-  // No user's object is ever found by name: a function in a writable public
-  // schema or a temporary type named like one of ours is never used.
-  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   // The scheduler takes user-held rows only with SKIP LOCKED; should any
   // other wait appear, it fails the turn (logged, tried again) instead of
   // stalling every user.
   SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(abandon_attempts_at_exit, 0);
   cpp_entry([] {
+    pin_worker_settings();
     // None while DROP DATABASE or ALTER DATABASE ... RENAME holds the database.
     if (!pg_call([] { return register_scheduler(); })) return;
     orch::SteadyClock clock;

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 extern "C" {
 #include "port/atomics.h"
 }
@@ -10,7 +12,7 @@ namespace orch::pg {
 
 namespace {
 
-// Databases with a scheduler (or held) at once; each scheduler also takes a
+// Databases with a scheduler at once; each scheduler also takes a
 // background worker slot (README: "Worker slots").
 constexpr int kMaxSchedulers = 256;
 constexpr int kMaxMessages = 256;
@@ -20,9 +22,8 @@ constexpr int kHoldWaitMs = 10000;
 
 struct SchedulerSlot {
   Oid database;  // InvalidOid: free
-  pid_t pid;     // 0: no scheduler (the slot may only hold the database)
+  pid_t pid;     // 0: its scheduler has left (the generations stay)
   Latch *latch;
-  bool held;
   pg_atomic_uint32 wake_generation;  // bumped by every committed wake-up
   pg_atomic_uint32 stop_generation;  // bumped by every committed orch.stop()
 };
@@ -40,7 +41,14 @@ struct SharedState {
   int message_count;
   bool messages_lost;
   LauncherMessage messages[kMaxMessages];
+  // Databases held by DROP / RENAME / CREATE ... TEMPLATE: one entry per
+  // backend at most (MaxBackends of them), apart from the scheduler slots,
+  // so that holding, which any database owner may do, never takes a slot.
+  int hold_count;
+  Oid holds[FLEXIBLE_ARRAY_MEMBER];
 };
+
+Size shared_size() { return add_size(offsetof(SharedState, holds), mul_size(sizeof(Oid), MaxBackends)); }
 
 SharedState *shared = nullptr;
 shmem_request_hook_type previous_request_hook = nullptr;
@@ -48,14 +56,14 @@ shmem_startup_hook_type previous_startup_hook = nullptr;
 
 void request_hook() {
   if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+  RequestAddinShmemSpace(MAXALIGN(shared_size()));
 }
 
 void startup_hook() {
   if (previous_startup_hook) previous_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found = false;
-  shared = static_cast<SharedState *>(ShmemInitStruct("pg_orch", sizeof(SharedState), &found));
+  shared = static_cast<SharedState *>(ShmemInitStruct("pg_orch", shared_size(), &found));
   if (!found) {
     SpinLockInit(&shared->mutex);
     shared->launcher_latch = nullptr;
@@ -65,10 +73,11 @@ void startup_hook() {
       slot.database = InvalidOid;
       slot.pid = 0;
       slot.latch = nullptr;
-      slot.held = false;
       pg_atomic_init_u32(&slot.wake_generation, 0);
       pg_atomic_init_u32(&slot.stop_generation, 0);
     }
+    shared->hold_count = MaxBackends;
+    for (int i = 0; i < shared->hold_count; ++i) shared->holds[i] = InvalidOid;
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -86,13 +95,14 @@ SchedulerSlot *find_or_claim_slot(Oid database) {
     slot->database = database;
     slot->pid = 0;
     slot->latch = nullptr;
-    slot->held = false;
   }
   return slot;
 }
 
-void free_if_unused(SchedulerSlot *slot) {
-  if (slot->pid == 0 && !slot->held) slot->database = InvalidOid;
+bool is_held(Oid database) {
+  for (int i = 0; i < shared->hold_count; ++i)
+    if (shared->holds[i] == database) return true;
+  return false;
 }
 
 void send_to_launcher(Oid database, MessageKind kind) {
@@ -112,7 +122,7 @@ void withdraw_scheduler(int, Datum) {
   if (SchedulerSlot *slot = find_slot(MyDatabaseId); slot && slot->pid == MyProcPid) {
     slot->pid = 0;
     slot->latch = nullptr;
-    free_if_unused(slot);
+    slot->database = InvalidOid;
   }
   SpinLockRelease(&shared->mutex);
 }
@@ -128,17 +138,14 @@ bool callback_registered = false;
 bool wake_pending = false;
 bool wake_stop = false;
 Oid start_pending = InvalidOid;  // database whose scheduler to ask for
-Oid held_database = InvalidOid;
+int held_entry = -1;  // this backend's entry in shared->holds
 
 void release_held_database() {
   SpinLockAcquire(&shared->mutex);
-  if (SchedulerSlot *slot = find_slot(held_database)) {
-    slot->held = false;
-    free_if_unused(slot);
-  }
+  shared->holds[held_entry] = InvalidOid;
   Latch *latch = shared->launcher_latch;
   SpinLockRelease(&shared->mutex);
-  held_database = InvalidOid;
+  held_entry = -1;
   if (latch != nullptr) SetLatch(latch);
 }
 
@@ -160,7 +167,7 @@ void on_transaction_end(XactEvent event, void *) {
   if (!end) return;
   if (commit && wake_pending) wake_scheduler();
   if (commit && OidIsValid(start_pending)) send_to_launcher(start_pending, MessageKind::ExtensionChanged);
-  if (OidIsValid(held_database)) release_held_database();
+  if (held_entry >= 0) release_held_database();
   wake_pending = false;
   wake_stop = false;
   start_pending = InvalidOid;
@@ -185,15 +192,15 @@ void request_shared_state() {
 bool register_scheduler() {
   if (shared == nullptr) elog(ERROR, "pg_orch shared memory is not initialised");
   SpinLockAcquire(&shared->mutex);
-  SchedulerSlot *slot = find_or_claim_slot(MyDatabaseId);
-  bool held = slot != nullptr && slot->held;
-  if (slot != nullptr && !held) {
+  bool held = is_held(MyDatabaseId);
+  SchedulerSlot *slot = held ? nullptr : find_or_claim_slot(MyDatabaseId);
+  if (slot != nullptr) {
     slot->pid = MyProcPid;
     slot->latch = &MyProc->procLatch;
   }
   SpinLockRelease(&shared->mutex);
-  if (slot == nullptr) elog(ERROR, "pg_orch supports at most %d databases with a scheduler", kMaxSchedulers);
   if (held) return false;
+  if (slot == nullptr) elog(ERROR, "pg_orch supports at most %d databases with a scheduler", kMaxSchedulers);
   before_shmem_exit(withdraw_scheduler, 0);
   return true;
 }
@@ -226,24 +233,22 @@ void start_scheduler_at_commit(Oid database) {
 }
 
 void hold_database(Oid database) {
-  if (shared == nullptr || OidIsValid(held_database)) return;
+  if (shared == nullptr || held_entry >= 0) return;
   register_callback();
-  SpinLockAcquire(&shared->mutex);
-  SchedulerSlot *slot = find_or_claim_slot(database);
   pid_t pid = 0;
-  if (slot != nullptr) {
-    slot->held = true;
-    pid = slot->pid;
-  }
+  SpinLockAcquire(&shared->mutex);
+  for (int i = 0; i < shared->hold_count && held_entry < 0; ++i)
+    if (!OidIsValid(shared->holds[i])) held_entry = i;
+  if (held_entry >= 0) shared->holds[held_entry] = database;
+  if (SchedulerSlot *slot = find_slot(database)) pid = slot->pid;
   SpinLockRelease(&shared->mutex);
-  if (slot == nullptr) return;
-  held_database = database;
-  if (pid == 0) return;
-  // SIGTERM: the scheduler stops its children and sql task workers and leaves.
+  if (held_entry < 0 || pid == 0) return;
+  // SIGTERM: the scheduler stops its children, sql task workers and pruner, and leaves.
   kill(pid, SIGTERM);
   for (int waited = 0; waited < kHoldWaitMs; waited += 10) {
     SpinLockAcquire(&shared->mutex);
-    bool gone = slot->pid != pid;
+    SchedulerSlot *slot = find_slot(database);
+    bool gone = slot == nullptr || slot->pid != pid;
     SpinLockRelease(&shared->mutex);
     if (gone) return;
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
@@ -276,13 +281,14 @@ LauncherMessages take_launcher_messages() {
 }
 
 std::vector<Oid> held_databases() {
-  Oid copy[kMaxSchedulers];
-  int count = 0;
+  std::vector<Oid> held(static_cast<std::size_t>(shared->hold_count), InvalidOid);
   SpinLockAcquire(&shared->mutex);
-  for (const auto &slot : shared->slots)
-    if (slot.held) copy[count++] = slot.database;
+  memcpy(held.data(), shared->holds, sizeof(Oid) * held.size());
   SpinLockRelease(&shared->mutex);
-  return std::vector<Oid>(copy, copy + count);
+  held.erase(std::remove(held.begin(), held.end(), InvalidOid), held.end());
+  std::sort(held.begin(), held.end());
+  held.erase(std::unique(held.begin(), held.end()), held.end());
+  return held;
 }
 
 }  // namespace orch::pg

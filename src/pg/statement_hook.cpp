@@ -7,6 +7,7 @@ extern "C" {
 #include "commands/defrem.h"
 #include "catalog/pg_database.h"
 #include "utils/acl.h"
+#include "utils/syscache.h"
 #include "nodes/parsenodes.h"
 }
 
@@ -34,10 +35,23 @@ bool owns_database(Oid database) {
 #endif
 }
 
-// The database a statement needs without other connections, if any.
+// Whether any role with CREATEDB may copy it (ALTER DATABASE ... IS_TEMPLATE).
+bool is_template(Oid database) {
+  HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database));
+  if (!HeapTupleIsValid(tuple)) return false;
+  bool is_template = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple))->datistemplate;
+  ReleaseSysCache(tuple);
+  return is_template;
+}
+
+// The database a statement needs without other connections, if any: only
+// for those PostgreSQL lets do it (its owner or a superuser; any role with
+// CREATEDB for copying a template), as anyone else's statement fails anyway
+// and must not stop the scheduler meanwhile.
 Oid database_needed_alone(Node *stmt) {
   const char *name = nullptr;
-  if (IsA(stmt, CreatedbStmt)) {
+  bool copy = IsA(stmt, CreatedbStmt);
+  if (copy) {
     ListCell *cell;
     foreach (cell, castNode(CreatedbStmt, stmt)->options) {
       auto *option = lfirst_node(DefElem, cell);
@@ -48,10 +62,9 @@ Oid database_needed_alone(Node *stmt) {
   else if (IsA(stmt, RenameStmt) && castNode(RenameStmt, stmt)->renameType == OBJECT_DATABASE)
     name = castNode(RenameStmt, stmt)->subname;
   Oid database = name != nullptr ? get_database_oid(name, true) : InvalidOid;
-  // Only for its owner (or a superuser), whom PostgreSQL lets do it: anyone
-  // else's statement fails anyway and must not stop the scheduler meanwhile.
-  if (!OidIsValid(database) || database == MyDatabaseId || !owns_database(database)) return InvalidOid;
-  return database;
+  if (!OidIsValid(database) || database == MyDatabaseId) return InvalidOid;
+  bool allowed = owns_database(database) || (copy && is_template(database) && have_createdb_privilege());
+  return allowed ? database : InvalidOid;
 }
 
 // Called by PostgreSQL with no C++ object alive in this frame: an ERROR may

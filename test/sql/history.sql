@@ -34,6 +34,8 @@ SELECT count(*) FROM orch.events_default;
 SELECT * FROM orch.prune_history();
 SELECT orch._write_archive('x.jsonl.gz', 'SELECT 1');
 SELECT orch._prune_batch();
+SELECT orch._detach_expired_months();
+SELECT orch._remove_partial_archives('pg_orch_');
 SELECT orch._count_task_ends('[{"type": "hist", "task": "ok", "owner": "regress_hist_bob", "status": "COMPLETED"}]');
 RESET ROLE;
 

@@ -110,6 +110,31 @@ sql_in('db_a', 'CREATE EXTENSION pg_orch');
 ok(wait_until(5, sub { schedulers_in('db_a') eq '1' }), 'CREATE EXTENSION again: it is back');
 make_process('db_a');
 
+# Red team: a database's owner sets what would break the workers' SQL for
+# every session of the database; the scheduler pins its own.
+sql_in('postgres', q{ALTER DATABASE db_a SET default_transaction_read_only = on;
+  ALTER DATABASE db_a SET statement_timeout = '1ms'; ALTER DATABASE db_a SET default_transaction_isolation = 'serializable'});
+my $old_scheduler = scheduler_pid($node, 'db_a');
+sql_in('postgres', "SELECT pg_terminate_backend($old_scheduler)");
+ok(wait_until(10, sub { my $pid = scheduler_pid($node, 'db_a'); $pid ne '' && $pid ne $old_scheduler }),
+	'its scheduler starts again under those settings');
+my $unset = 'SET default_transaction_read_only = off; SET statement_timeout = 0;';
+sql_in('db_a', "$unset SELECT orch.start('p')");
+ok(wait_until(30, sub {
+	sql_in('db_a', "$unset SELECT status FROM orch.runs WHERE process_id = 'p' ORDER BY id DESC LIMIT 1") eq 'COMPLETED' }),
+	'and runs the process as usual');
+sql_in('postgres', q{ALTER DATABASE db_a RESET ALL});
+
+# Red team: any role with CREATEDB may copy a database marked IS_TEMPLATE;
+# its scheduler (started before the mark) must not make that fail.
+sql_in('postgres', 'CREATE DATABASE db_tmpl');  # (from template1, which has the extension)
+ok(wait_until(5, sub { schedulers_in('db_tmpl') eq '1' }), 'db_tmpl has a scheduler');
+sql_in('postgres', 'ALTER DATABASE db_tmpl IS_TEMPLATE true');
+($rc, $out, $err) = $node->psql('postgres', 'CREATE DATABASE mallorys_copy TEMPLATE db_tmpl', extra_params => ['-U', 'mallory']);
+is($rc, 0, 'mallory copies the template') or diag($err);
+Time::HiRes::sleep(1.5);
+is(schedulers_in('db_tmpl'), '0', 'and the template, a template now, has no scheduler any more');
+
 # A scheduler that keeps failing (a superuser broke its database's
 # extension) costs the other databases nothing.
 sql_in('db_renamed', 'ALTER FUNCTION orch._claim_tasks(integer, integer) RENAME TO broken');

@@ -66,6 +66,46 @@ ok($files >= 3, "$files archive files");
 like(`zcat $archive/*_runs_*`, qr/^\{"id":\d+,"process_id":"h[12]","owner":"postgres","status":"COMPLETED"/m,
 	'a run is a JSON object per line');
 
+# Red team: a reader holding orch.events (any orch_viewer may) while a month
+# expires: the month is neither archived again and again nor dropped
+# without its rows; once the reader is gone, it goes as one file of all of
+# them, written after the last of its rows.
+sql(q{CREATE TABLE orch.events_2020_02 PARTITION OF orch.events FOR VALUES FROM ('2020-02-01 UTC') TO ('2020-03-01 UTC');
+      INSERT INTO orch.events (at, owner, kind) SELECT '2020-02-15 UTC'::timestamptz + i * interval '1 second', 'old', 'created'
+      FROM generate_series(1, 2000) AS i;
+      CREATE ROLE peeker LOGIN IN ROLE orch_viewer});
+my $reader = $node->background_psql('postgres', extra_params => ['-U', 'peeker']);
+$reader->query_safe('BEGIN; SELECT count(*) FROM orch.events');
+my $files_before = sql(q{SELECT count(*) FROM orch.archives WHERE kind = 'events'});
+sleep 3;
+is(sql(q{SELECT count(*) FROM orch.archives WHERE kind = 'events'}), $files_before,
+	'while a reader holds orch.events, the expired month is not archived (nor again and again)');
+is(sql(q{SELECT count(*) FROM orch.events_2020_02}), '2000', 'and keeps its rows');
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok(wait_until(30, sub { sql(q{SELECT to_regclass('orch.events_2020_02') IS NULL}) eq 't' }),
+	'once the reader is gone, the month goes');
+is(sql(q{SELECT string_agg(row_count::text, ',') FROM orch.archives WHERE kind = 'events' AND first_at < '2020-03-01'
+         AND first_at >= '2020-02-01'}), '2000', 'as one file of all its rows');
+
+# Red team: a stopped run whose command ignores SIGTERM is not pruned while
+# the command still runs (it counts against the limits until it is gone).
+sql(q{SELECT orch.define_process_type('stubborn', $$[{"name": "s", "shell": "trap '' TERM; sleep 60"}]$$);
+      SELECT orch.create_process('st', 'stubborn')});
+$node->append_conf('postgresql.conf', "orch.kill_grace = '60s'\n");
+$node->reload;
+sql(q{SELECT orch.start('st')});
+ok(wait_until(10, sub { sql(q{SELECT status FROM orch.tasks WHERE process_id = 'st'}) eq 'RUNNING' }), 'the stubborn command runs');
+sql(q{SELECT orch.stop('st')});
+sql(q{SELECT orch.start('st')});
+my $stopped = sql(q{SELECT min(id) FROM orch.runs WHERE process_id = 'st'});
+sleep 3;
+is(sql(qq{SELECT r.status || ' ' || t.status FROM orch.runs r JOIN orch.tasks t ON t.run_id = r.id WHERE r.id = $stopped}),
+	'STOPPED RUNNING', 'its stopped run is kept while the command still runs');
+sql(q{SELECT orch.stop('st')});
+$node->append_conf('postgresql.conf', "orch.kill_grace = '1s'\n");
+$node->reload;
+
 # An archive directory the server cannot write: rows are kept, the log says why.
 my $closed = PostgreSQL::Test::Utils::tempdir();
 chmod 0500, $closed;

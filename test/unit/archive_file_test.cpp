@@ -55,8 +55,26 @@ TEST_F(ArchiveFileTest, AnUnfinishedFileIsRemoved) {
   {
     ArchiveFile file(dir_, "partial.jsonl.gz");
     file.write_line("{}");
+    EXPECT_TRUE(exists(dir_ + "/partial.jsonl.gz.partial"));  // not under its name until finished
+    EXPECT_FALSE(exists(dir_ + "/partial.jsonl.gz"));
   }
+  EXPECT_FALSE(exists(dir_ + "/partial.jsonl.gz.partial"));
   EXPECT_FALSE(exists(dir_ + "/partial.jsonl.gz"));
+}
+
+// What a crash leaves: only this database's, only when idle, only files.
+TEST_F(ArchiveFileTest, LeftoverPartialsAreRemoved) {
+  for (const char *name : {"pg_orch_db_runs_1.jsonl.gz.partial", "pg_orch_db_tasks_2.jsonl.gz.partial",
+                           "pg_orch_other_runs_1.jsonl.gz.partial", "pg_orch_db_runs_0.jsonl.gz"})
+    std::ofstream(dir_ + "/" + name) << "x";
+  ASSERT_EQ(mkdir((dir_ + "/pg_orch_db_dir.partial").c_str(), 0700), 0);
+  EXPECT_EQ(ArchiveFile::remove_partials(dir_, "pg_orch_db_", 3600), 0);  // written just now: maybe in progress
+  EXPECT_EQ(ArchiveFile::remove_partials(dir_, "pg_orch_db_", 0), 2);
+  EXPECT_FALSE(exists(dir_ + "/pg_orch_db_runs_1.jsonl.gz.partial"));
+  EXPECT_TRUE(exists(dir_ + "/pg_orch_other_runs_1.jsonl.gz.partial"));
+  EXPECT_TRUE(exists(dir_ + "/pg_orch_db_runs_0.jsonl.gz"));
+  EXPECT_TRUE(exists(dir_ + "/pg_orch_db_dir.partial"));
+  EXPECT_EQ(ArchiveFile::remove_partials("/nonexistent", "pg_orch_db_", 0), 0);
 }
 
 TEST_F(ArchiveFileTest, NeverWritesOverAFileOrThroughALink) {
@@ -76,7 +94,7 @@ TEST_F(ArchiveFileTest, SaysWhyItCannotCreate) {
     ArchiveFile file("/dev/null", "x.jsonl.gz");
     FAIL() << "created a file under /dev/null";
   } catch (const std::runtime_error &e) {
-    EXPECT_EQ(std::string(e.what()), "cannot create \"/dev/null/x.jsonl.gz\": Not a directory");
+    EXPECT_EQ(std::string(e.what()), "cannot create \"/dev/null/x.jsonl.gz.partial\": Not a directory");
   }
 }
 

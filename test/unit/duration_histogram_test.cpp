@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 namespace orch {
@@ -86,6 +87,14 @@ TEST(DurationHistogram, HostileInputIsBounded) {
   H negative(5, {-3, 2});  // negative counts are none
   EXPECT_EQ(negative.total(), 2);
   EXPECT_EQ(*H(0, {1}).percentile(0.5), 0.5);
+  // Counts stop at the most instead of wrapping around.
+  const std::int64_t most = std::numeric_limits<std::int64_t>::max();
+  H full(10, {most, most});
+  full.merge(H(10, {most}));
+  EXPECT_EQ(full.counts(), (std::vector<std::int64_t>{most, most}));
+  EXPECT_EQ(full.total(), most);
+  EXPECT_GE(*full.percentile(1.0), H::bucket_value(10));
+  EXPECT_LE(*full.percentile(1.0), H::bucket_value(11));
   EXPECT_EQ(h.percentile(0), std::nullopt);
 }
 

@@ -158,8 +158,8 @@ TEST(TaskSpec, TopLevelErrors) {
   EXPECT_EQ(error_of("[{\"name\": \"a\""),
             "tasks are not valid JSON: parse error at line 1, column 14: syntax error while parsing object - "
             "unexpected end of input; expected '}'");
-  EXPECT_EQ(error_of(""), "tasks are not valid JSON: parse error at line 1, column 1: syntax error while parsing "
-                          "value - unexpected end of input; expected '[', '{', or a literal");
+  // The rest of the message is nlohmann's own, worded anew in 3.11.3 (Debian 13).
+  EXPECT_EQ(error_of("").rfind("tasks are not valid JSON: parse error at line 1, column 1: ", 0), 0u) << error_of("");
   EXPECT_EQ(error_of("[\"\xff\"]").rfind("tasks are not valid JSON: parse error at line 1, column 3: ", 0), 0u)
       << error_of("[\"\xff\"]");
 }
