@@ -5,11 +5,21 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-export PATH="$PG_BIN:$PATH"
 
-DEPENDENCIES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl make g++ cmake libgtest-dev
-              nlohmann-json3-dev zlib1g-dev clang libclang-rt-14-dev tzdata)
+# The Debian release's own PostgreSQL (15 on Debian 12, 17 on Debian 13):
+# `postgresql` and `postgresql-server-dev-all` name its major, and so does
+# the clang of libFuzzer's runtime (libclang-rt-dev).
+DEPENDENCIES=(postgresql postgresql-server-dev-all libipc-run-perl make g++ cmake libgtest-dev
+              nlohmann-json3-dev zlib1g-dev clang libclang-rt-dev tzdata)
+
+# PG_BIN: the installed major's programs, put first in PATH. postgresql-common's
+# pg_config names the newest installed major (none yet: install_dependencies
+# sets it once it has installed one).
+use_installed_postgresql() {
+  PG_BIN=$(pg_config --bindir 2>/dev/null) || return 0
+  export PATH="$PG_BIN:$PATH"
+}
+use_installed_postgresql
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -18,10 +28,13 @@ install_dependencies() {
   for package in "${DEPENDENCIES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "== installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  use_installed_postgresql
+  echo "== PostgreSQL $("$PG_BIN/pg_config" --version | awk '{print $2}') ($PG_BIN)"
 }
 
 build_and_install() {
