@@ -23,7 +23,8 @@ bool worker_stopped(BackgroundWorkerHandle *handle);
 // object is ever found by name (a function in a writable public schema or a
 // temporary type named like one of ours is never used), and the settings
 // the workers depend on are theirs, whatever a database's owner set for
-// the database (ALTER DATABASE ... SET default_transaction_read_only, say).
+// the database (ALTER DATABASE ... SET default_transaction_read_only, say),
+// and statements are planned once.
 void pin_worker_settings();
 
 }  // namespace orch::pg
