@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -64,6 +66,9 @@ extern "C" void orch_pruner_main(Datum database_oid) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(database_oid), InvalidOid, 0);
+  // The lowest CPU priority: on a small machine the pruner takes only what
+  // the scheduler, its commands and the sessions leave.
+  (void)setpriority(PRIO_PROCESS, 0, 19);
   cpp_entry([] {
     pin_worker_settings();
     prune_until_done();
