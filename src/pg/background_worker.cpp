@@ -34,6 +34,15 @@ bool worker_stopped(BackgroundWorkerHandle *handle) {
   });
 }
 
+bool reload_config_if_asked() {
+  return pg_call([] {
+    if (!ConfigReloadPending) return false;
+    ConfigReloadPending = false;
+    ProcessConfigFile(PGC_SIGHUP);
+    return true;
+  });
+}
+
 void pin_worker_settings() {
   static const char *const pinned[][2] = {
       {"search_path", "pg_catalog, pg_temp"},

@@ -19,6 +19,9 @@ BackgroundWorkerHandle *start_worker(const char *function, const std::string &na
 // Whether the worker has exited (or never started).
 bool worker_stopped(BackgroundWorkerHandle *handle);
 
+// Re-reads the configuration if a SIGHUP asked for it; true if it did.
+bool reload_config_if_asked();
+
 // For the scheduler and the pruner, right after they connect: no user's
 // object is ever found by name (a function in a writable public schema or a
 // temporary type named like one of ours is never used), and the settings

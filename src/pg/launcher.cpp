@@ -143,15 +143,6 @@ class Launcher {
     });
   }
 
-  static void reload_config_if_asked() {
-    pg_call([] {
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-    });
-  }
-
   bool capped_ = false;  // the last round left due databases for the next
   SchedulerRoster roster_;
   std::map<DatabaseId, BackgroundWorkerHandle *> handles_;

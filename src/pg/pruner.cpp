@@ -25,12 +25,7 @@ void prune_until_done() {
     query("SELECT orch._detach_expired_months()");
   });
   for (;;) {  // until a batch finds nothing; SIGTERM (die) ends the process
-    pg_call([] {
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-    });
+    reload_config_if_asked();
     auto begin = std::chrono::steady_clock::now();
     std::vector<std::string> removed;
     in_transaction([&] {

@@ -127,7 +127,7 @@ class Scheduler {
   // One turn: record what finished, kill what was stopped, claim and launch
   // what is ready, then sleep until the next event.
   void iterate() {
-    reload_config_if_asked();
+    reload_config();
     commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output),
                          static_cast<std::size_t>(settings.max_output_data));
     for (Executor *executor : executors_)
@@ -354,14 +354,9 @@ class Scheduler {
     }
   }
 
-  void reload_config_if_asked() {
-    bool reloaded = pg_call([] {
-      if (!ConfigReloadPending) return false;
-      ConfigReloadPending = false;
-      ProcessConfigFile(PGC_SIGHUP);
-      return true;
-    });
-    if (reloaded) deadlines_.set(Due::Prune, clock_.now());
+  // A reload may have changed the retention: look for expired history now.
+  void reload_config() {
+    if (reload_config_if_asked()) deadlines_.set(Due::Prune, clock_.now());
   }
 
   // Whether this database has pg_orch at the library's version. Another

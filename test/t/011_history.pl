@@ -77,7 +77,9 @@ sql(q{CREATE TABLE orch.events_2020_02 PARTITION OF orch.events FOR VALUES FROM 
 my $reader = $node->background_psql('postgres', extra_params => ['-U', 'peeker']);
 $reader->query_safe('BEGIN; SELECT count(*) FROM orch.events');
 my $files_before = sql(q{SELECT count(*) FROM orch.archives WHERE kind = 'events'});
-sleep 3;
+my $log_at_read = -s $node->logfile;
+ok(wait_until(30, sub { my $tries = () = slurp_file($node->logfile, $log_at_read) =~ /could not detach the expired month orch\.events_2020_02/g; $tries >= 2 }),
+	'the pruner tried to detach the month, twice, and waited for the reader');
 is(sql(q{SELECT count(*) FROM orch.archives WHERE kind = 'events'}), $files_before,
 	'while a reader holds orch.events, the expired month is not archived (nor again and again)');
 is(sql(q{SELECT count(*) FROM orch.events_2020_02}), '2000', 'and keeps its rows');
