@@ -28,7 +28,7 @@ PG_CXXFLAGS += -DORCH_VERSION='"$(EXTVERSION)"'
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK = -lstdc++ -lz
+SHLIB_LINK = -lstdc++ -lz -lcurl
 
 # No LLVM bitcode for JIT inlining: it would need clang++ at build time and
 # buys nothing for a worker that mostly waits on children.

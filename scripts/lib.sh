@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # `postgresql` and `postgresql-server-dev-all` name its major, and so does
 # the clang of libFuzzer's runtime (libclang-rt-dev).
 DEPENDENCIES=(postgresql postgresql-server-dev-all libipc-run-perl make g++ cmake libgtest-dev
-              nlohmann-json3-dev zlib1g-dev clang libclang-rt-dev tzdata)
+              nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev clang libclang-rt-dev tzdata)
 
 # PG_BIN: the installed major's programs, put first in PATH. postgresql-common's
 # pg_config names the newest installed major (none yet: install_dependencies

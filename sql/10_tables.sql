@@ -7,7 +7,7 @@ CREATE DOMAIN orch.process_id AS text CHECK (length(VALUE) BETWEEN 1 AND 255);
 CREATE DOMAIN orch.json_object AS jsonb CHECK (jsonb_typeof(VALUE) = 'object');
 CREATE DOMAIN orch.overlap_policy AS text CHECK (VALUE IN ('skip', 'queue', 'parallel'));
 CREATE DOMAIN orch.misfire_policy AS text CHECK (VALUE IN ('run_once', 'skip'));
-CREATE DOMAIN orch.task_kind AS text CHECK (VALUE IN ('command', 'shell', 'sql'));
+CREATE DOMAIN orch.task_kind AS text CHECK (VALUE IN ('command', 'shell', 'sql', 'http'));
 CREATE DOMAIN orch.triggered_by AS text
   CHECK (VALUE IN ('MANUAL', 'API', 'SCHEDULED', 'RETRY') OR VALUE ~ '^event:.+');
 -- Every kind of event pg_orch writes, so that a new one is added here on
@@ -63,8 +63,8 @@ CREATE TABLE orch.process_type_tasks (
   owner       text NOT NULL,  -- the type's, copied for row level security without a join
   task_index  integer NOT NULL,  -- 0-based position in the type's task array
   name        text NOT NULL,
-  kind        text NOT NULL CHECK (kind IN ('command', 'shell', 'sql')),
-  command     text[],
+  kind        text NOT NULL CHECK (kind IN ('command', 'shell', 'sql', 'http')),
+  command     text[],  -- an http task's request: [method, url, body format, body, expected statuses, header, value, ...]
   has_placeholders boolean NOT NULL,  -- a command element holds "{{": substituted at each start
   uses_outputs boolean NOT NULL,  -- a command element holds {{tasks.NAME.output...}}: substituted when ready
   fan_out     jsonb,  -- {"for_each": [...] | "KEY"} or {"count": N}; NULL: one instance
@@ -204,6 +204,7 @@ CREATE TABLE orch.tasks (
   output_truncated boolean NOT NULL DEFAULT false,
   output_data  jsonb,  -- its output: what a command wrote to $ORCH_OUTPUT, an sql task's rows
   error_message text,
+  execution_name text,  -- the executor's name for the attempt: a pid, "POST http://..." (last: added in 0.2)
   UNIQUE NULLS NOT DISTINCT (run_id, task_index, item_index)
 );
 -- The scheduler's claim: each owner's ready tasks in the order they became

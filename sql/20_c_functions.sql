@@ -10,15 +10,24 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_parse_process_type';
 
 -- A command's arguments with {{key}} placeholders replaced by input values,
 -- each inside its one argument; raises for a placeholder without a value.
-CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text, fan_out boolean DEFAULT false)
+-- For kind http, the values are encoded for where they go (percent-encoded
+-- in the url, escaped in a JSON body: src/core/http_request.hpp); so too
+-- with the two functions below.
+CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text, fan_out boolean DEFAULT false,
+                                              kind text DEFAULT 'command')
 RETURNS text[] LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
+
+-- The host an http task's request (its command array) calls, lower case.
+CREATE FUNCTION orch._http_host(command text[]) RETURNS text
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_http_host';
 
 -- A fan-out's items (a JSON array) when it becomes ready, and an instance's
 -- command with {{item}}, {{item.PATH}} and {{item_index}} filled in
 -- (src/core/fan_out.hpp).
 CREATE FUNCTION orch._fan_out_items(fan_out jsonb, input jsonb, outputs jsonb, task text) RETURNS jsonb
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_fan_out_items';
-CREATE FUNCTION orch._substitute_item(command text[], item jsonb, item_index integer, task text) RETURNS text[]
+CREATE FUNCTION orch._substitute_item(command text[], item jsonb, item_index integer, task text,
+                                      kind text DEFAULT 'command') RETURNS text[]
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_item';
 
 -- Milliseconds before the next attempt of a task that failed attempt
@@ -30,7 +39,8 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_retry_delay_ms';
 -- A command's arguments with {{tasks.NAME.output[.PATH]}} placeholders
 -- replaced by its ancestors' outputs (outputs: {"NAME": output}), each inside
 -- its one argument; raises for a PATH that is not there.
-CREATE FUNCTION orch._substitute_outputs(command text[], outputs jsonb, task text) RETURNS text[]
+CREATE FUNCTION orch._substitute_outputs(command text[], outputs jsonb, task text, kind text DEFAULT 'command')
+RETURNS text[]
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_outputs';
 
 -- Raises unless the input can be passed as ORCH_INPUT_<KEY> variables (two

@@ -9,6 +9,7 @@ DECLARE
   owner text;
   normalized jsonb;
   os_commands boolean;
+  outside_hosts text[];
   result orch.process_types;
 BEGIN
   IF name IS NULL OR tasks IS NULL THEN
@@ -27,13 +28,23 @@ BEGIN
   normalized := orch._parse_process_type(tasks);
   SELECT bool_or(t ->> 'kind' IN ('command', 'shell')) INTO os_commands
     FROM jsonb_array_elements(normalized) AS t;
-  -- Running OS commands is as powerful as COPY ... TO PROGRAM.
-  IF os_commands AND NOT (orch._is_admin()
-                          OR pg_catalog.pg_has_role(orch._caller(), 'pg_execute_server_program', 'MEMBER')) THEN
+  -- The hosts of its http tasks that orch.http_allowed_hosts does not list.
+  SELECT array_agg(DISTINCT h.host ORDER BY h.host) INTO outside_hosts
+  FROM jsonb_array_elements(normalized) AS t
+  CROSS JOIN LATERAL (SELECT orch._http_host(ARRAY(SELECT jsonb_array_elements_text(t -> 'command')))) AS h(host)
+  WHERE t ->> 'kind' = 'http'
+    AND h.host NOT IN (SELECT lower(btrim(a)) FROM unnest(string_to_array(current_setting('orch.http_allowed_hosts'), ',')) AS a);
+  -- Running OS commands is as powerful as COPY ... TO PROGRAM; so is calling
+  -- any host the server can reach.
+  IF (os_commands OR outside_hosts IS NOT NULL)
+     AND NOT (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'pg_execute_server_program', 'MEMBER')) THEN
     RAISE EXCEPTION 'permission denied to define process type "%"', name
       USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'Its tasks run operating system commands.',
-            HINT = 'Only superusers, members of pg_execute_server_program and orch_admin may define command or shell tasks.';
+            DETAIL = CASE WHEN os_commands THEN 'Its tasks run operating system commands.'
+                          ELSE format('Its http tasks call %s, not in orch.http_allowed_hosts.',
+                                      array_to_string(outside_hosts, ', ')) END,
+            HINT = 'Only superusers, members of pg_execute_server_program and orch_admin may define command or shell '
+                   'tasks, or http tasks to hosts outside orch.http_allowed_hosts.';
   END IF;
   -- A name belongs to its first definer: no one else, admins included, may
   -- make a version of it that its users would then run. Checked by the

@@ -130,7 +130,7 @@ BEGIN
                             depends_on, uses_outputs, fan_out, max_parallel, ready_at)
     SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
            CASE WHEN t.has_placeholders
-                THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL)
+                THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL, t.kind)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
            t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel,
@@ -284,7 +284,7 @@ BEGIN
     RAISE EXCEPTION 'run % still has a command being stopped', run_id USING ERRCODE = 'object_in_use',
       HINT = 'Wait for it with orch.wait().';
   END IF;
-  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, started_at = NULL,
+  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, execution_name = NULL, started_at = NULL,
          completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, output_data = NULL,
          error_message = NULL
   WHERE t.run_id = run.id AND t.status IN ('FAILED', 'STOPPED', 'SKIPPED');

@@ -111,11 +111,12 @@ BEGIN
     JOIN orch.tasks t ON t.id = u.id
     WHERE t.status = 'PENDING'
     FOR UPDATE OF t SKIP LOCKED)
-  UPDATE orch.tasks t SET status = 'DISPATCHED', attempt = t.attempt + 1, pid = NULL,
+  UPDATE orch.tasks t SET status = 'DISPATCHED', attempt = t.attempt + 1, pid = NULL, execution_name = NULL,
                           exit_code = NULL, error_message = NULL
   FROM ready WHERE t.id = ready.id
   RETURNING t.id, t.run_id, t.process_id, t.name, t.kind::text, t.command, t.shell, t.working_directory,
-            t.env, CASE WHEN t.kind <> 'sql' THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
+            t.env, CASE WHEN t.kind IN ('command', 'shell')
+                        THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
             (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
             CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END,
             t.item, t.item_index;
@@ -158,19 +159,20 @@ BEGIN
 END
 $$;
 
--- started: [{"id": task id, "pid": pid, "started_at": Unix time of the spawn}, ...]
+-- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
 CREATE FUNCTION orch._tasks_started(started jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   WITH s AS (
-    UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, started_at = to_timestamp(s.started_at)
-    FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, started_at float8)
+    UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, execution_name = s.execution_name,
+                            started_at = to_timestamp(s.started_at)
+    FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, execution_name text, started_at float8)
     WHERE t.id = s.id AND t.status = 'DISPATCHED'
     RETURNING t.*)
   INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
   SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
-         jsonb_build_object('task', s.name, 'attempt', s.attempt, 'pid', s.pid)
+         jsonb_build_object('task', s.name, 'attempt', s.attempt, 'pid', s.pid, 'execution_name', s.execution_name)
   FROM s;
 END
 $$;
@@ -188,7 +190,8 @@ $$;
 -- Records finished attempts and moves their runs on. finished: [{"id",
 -- "ending", "exit_code", "output", "truncated", "error"}, ...], the facts
 -- (src/core/task_records.hpp): ending is exited, signaled, timed_out,
--- stopped or spawn_failed. The task becomes COMPLETED, FAILED (no attempts
+-- stopped or spawn_failed, or an http request's succeeded, failed or
+-- rejected. The task becomes COMPLETED, FAILED (no attempts
 -- left), STOPPED, or PENDING again after its retry delay; a stopped run
 -- retries nothing. Returns the runs that could not be moved on now (see
 -- _advance_runs).
@@ -201,8 +204,9 @@ DECLARE
   any_failed boolean;
 BEGIN
   -- What an attempt's ending means for its task, decided here alone: a
-  -- stopped attempt is never retried, an exit with 0 completes it, any
-  -- other ending retries it while retries are left.
+  -- stopped attempt is never retried, an exit with 0 (or an expected http
+  -- status) completes it, a rejected request fails it, any other ending
+  -- retries it while retries are left.
   -- An output that cannot be stored fails the attempt like a bad exit.
   WITH reported AS (
     SELECT f.*, orch._output_jsonb(f.output_data) AS output_value
@@ -215,7 +219,9 @@ BEGIN
     FROM reported r),
   f AS (
     SELECT f.*, CASE WHEN f.ending = 'stopped' THEN 'STOPPED'
-                     WHEN f.ending = 'exited' AND f.exit_code = 0 AND f.output_problem IS NULL THEN 'COMPLETED'
+                     WHEN (f.ending = 'exited' AND f.exit_code = 0 OR f.ending = 'succeeded')
+                          AND f.output_problem IS NULL THEN 'COMPLETED'
+                     WHEN f.ending = 'rejected' THEN 'FAILED'
                      WHEN t.attempt <= t.max_retries THEN 'RETRY'
                      ELSE 'FAILED' END AS outcome,
            orch._retry_delay_ms((extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff, t.attempt)
@@ -319,7 +325,7 @@ BEGIN
     -- Tasks whose dependencies completed and that need them: commands using
     -- outputs, and fan-outs.
     FOR task IN
-      SELECT t.id, t.name, t.command, t.owner, t.process_id, t.run_id, t.attempt, t.task_index, t.fan_out,
+      SELECT t.id, t.name, t.kind, t.command, t.owner, t.process_id, t.run_id, t.attempt, t.task_index, t.fan_out,
              t.uses_outputs, r.input_data
       FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
       WHERE r.status = 'IN_PROGRESS' AND (t.uses_outputs OR t.fan_out IS NOT NULL) AND t.status = 'PENDING'
@@ -332,7 +338,7 @@ BEGIN
         new_command := task.command;
         items := NULL;
         IF task.uses_outputs THEN
-          new_command := orch._substitute_outputs(new_command, orch._ancestor_outputs(task.id), task.name);
+          new_command := orch._substitute_outputs(new_command, orch._ancestor_outputs(task.id), task.name, task.kind);
         END IF;
         IF task.fan_out IS NULL THEN
           UPDATE orch.tasks t SET command = new_command, uses_outputs = false,
@@ -357,8 +363,8 @@ BEGIN
                                     shell, sql, working_directory, env, timeout, max_retries, retry_delay,
                                     retry_backoff, depends_on, max_parallel, item_index, item, ready_at)
             SELECT t.run_id, t.process_id, t.owner, t.type, t.type_version, t.task_index, t.name, t.kind,
-                   CASE WHEN t.kind = 'command'
-                        THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name)
+                   CASE WHEN t.kind IN ('command', 'http')
+                        THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name, t.kind)
                    END,
                    t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay,
                    t.retry_backoff, t.depends_on, t.max_parallel, (e.n - 1)::integer, e.item, clock_timestamp()

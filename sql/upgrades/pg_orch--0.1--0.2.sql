@@ -38,6 +38,489 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON orch.events
 -- Pruning takes the oldest finished runs first (75_history.sql).
 CREATE INDEX runs_completed_at_idx ON orch.runs (completed_at) WHERE completed_at IS NOT NULL;
 
+-- 10_tables.sql: http tasks, and each attempt's execution_name.
+ALTER DOMAIN orch.task_kind DROP CONSTRAINT task_kind_check;
+ALTER DOMAIN orch.task_kind ADD CONSTRAINT task_kind_check CHECK (VALUE IN ('command', 'shell', 'sql', 'http'));
+ALTER TABLE orch.process_type_tasks DROP CONSTRAINT process_type_tasks_kind_check,
+  ADD CONSTRAINT process_type_tasks_kind_check CHECK (kind IN ('command', 'shell', 'sql', 'http'));
+ALTER TABLE orch.tasks ADD COLUMN execution_name text;
+
+-- 20_c_functions.sql: substitution takes the task's kind (an http request
+-- encodes what it substitutes), and orch._http_host.
+DROP FUNCTION orch._substitute_placeholders(text[], jsonb, text, boolean);
+DROP FUNCTION orch._substitute_item(text[], jsonb, integer, text);
+DROP FUNCTION orch._substitute_outputs(text[], jsonb, text);
+-- A command's arguments with {{key}} placeholders replaced by input values,
+-- each inside its one argument; raises for a placeholder without a value.
+-- For kind http, the values are encoded for where they go (percent-encoded
+-- in the url, escaped in a JSON body: src/core/http_request.hpp); so too
+-- with the two functions below.
+CREATE FUNCTION orch._substitute_placeholders(command text[], input jsonb, task text, fan_out boolean DEFAULT false,
+                                              kind text DEFAULT 'command')
+RETURNS text[] LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_placeholders';
+
+-- The host an http task's request (its command array) calls, lower case.
+CREATE FUNCTION orch._http_host(command text[]) RETURNS text
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_http_host';
+
+CREATE FUNCTION orch._substitute_item(command text[], item jsonb, item_index integer, task text,
+                                      kind text DEFAULT 'command') RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_item';
+
+-- A command's arguments with {{tasks.NAME.output[.PATH]}} placeholders
+-- replaced by its ancestors' outputs (outputs: {"NAME": output}), each inside
+-- its one argument; raises for a PATH that is not there.
+CREATE FUNCTION orch._substitute_outputs(command text[], outputs jsonb, task text, kind text DEFAULT 'command')
+RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_outputs';
+
+-- 30_process_types.sql: http tasks to hosts outside orch.http_allowed_hosts
+-- need the command privilege.
+-- Defines a type, or a new version of one's own type. Processes keep the
+-- version they run (see orch.upgrade_process).
+CREATE OR REPLACE FUNCTION orch._api_define_process_type(name text, tasks jsonb, description text, max_concurrent integer)
+RETURNS orch.process_types
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  owner text;
+  normalized jsonb;
+  os_commands boolean;
+  outside_hosts text[];
+  result orch.process_types;
+BEGIN
+  IF name IS NULL OR tasks IS NULL THEN
+    RAISE EXCEPTION 'process type name and tasks must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+    RAISE EXCEPTION 'invalid process type name "%"', name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use 1 to 63 letters, digits, "_", "." or "-".';
+  END IF;
+  IF max_concurrent < 1 THEN
+    RAISE EXCEPTION 'max_concurrent must be at least 1, not %', max_concurrent
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave it NULL for no limit.';
+  END IF;
+  owner := orch._writer('define process types');
+  normalized := orch._parse_process_type(tasks);
+  SELECT bool_or(t ->> 'kind' IN ('command', 'shell')) INTO os_commands
+    FROM jsonb_array_elements(normalized) AS t;
+  -- The hosts of its http tasks that orch.http_allowed_hosts does not list.
+  SELECT array_agg(DISTINCT h.host ORDER BY h.host) INTO outside_hosts
+  FROM jsonb_array_elements(normalized) AS t
+  CROSS JOIN LATERAL (SELECT orch._http_host(ARRAY(SELECT jsonb_array_elements_text(t -> 'command')))) AS h(host)
+  WHERE t ->> 'kind' = 'http'
+    AND h.host NOT IN (SELECT lower(btrim(a)) FROM unnest(string_to_array(current_setting('orch.http_allowed_hosts'), ',')) AS a);
+  -- Running OS commands is as powerful as COPY ... TO PROGRAM; so is calling
+  -- any host the server can reach.
+  IF (os_commands OR outside_hosts IS NOT NULL)
+     AND NOT (orch._is_admin() OR pg_catalog.pg_has_role(orch._caller(), 'pg_execute_server_program', 'MEMBER')) THEN
+    RAISE EXCEPTION 'permission denied to define process type "%"', name
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = CASE WHEN os_commands THEN 'Its tasks run operating system commands.'
+                          ELSE format('Its http tasks call %s, not in orch.http_allowed_hosts.',
+                                      array_to_string(outside_hosts, ', ')) END,
+            HINT = 'Only superusers, members of pg_execute_server_program and orch_admin may define command or shell '
+                   'tasks, or http tasks to hosts outside orch.http_allowed_hosts.';
+  END IF;
+  -- A name belongs to its first definer: no one else, admins included, may
+  -- make a version of it that its users would then run. Checked by the
+  -- upsert itself, which waits for a concurrent first definition to commit
+  -- and then finds it someone else's.
+  INSERT INTO orch.process_types AS pt (name, owner, version, description, tasks, runs_os_commands, max_concurrent)
+  VALUES (_api_define_process_type.name, owner, 1, description, tasks, os_commands, max_concurrent)
+  ON CONFLICT ON CONSTRAINT process_types_pkey DO UPDATE
+    SET version = pt.version + 1, description = EXCLUDED.description, tasks = EXCLUDED.tasks,
+        runs_os_commands = EXCLUDED.runs_os_commands, max_concurrent = EXCLUDED.max_concurrent, updated_at = now()
+    WHERE pt.owner = EXCLUDED.owner
+  RETURNING * INTO result;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', name USING ERRCODE = 'insufficient_privilege',
+      DETAIL = 'The name belongs to the owner who first defined it.',
+      HINT = 'Choose another name; orch_admin may drop the type once no process uses it.';
+  END IF;
+  INSERT INTO orch.process_type_versions (type, version, owner, description, tasks, runs_os_commands,
+                                          max_concurrent, task_count, has_fan_out)
+  VALUES (result.name, result.version, result.owner, result.description, result.tasks, result.runs_os_commands,
+          result.max_concurrent, jsonb_array_length(normalized),
+          EXISTS (SELECT 1 FROM jsonb_array_elements(normalized) AS t WHERE t -> 'fan_out' <> 'null'));
+  INSERT INTO orch.process_type_tasks (type, version, owner, task_index, name, kind, command, has_placeholders,
+                                       uses_outputs, fan_out, max_parallel, shell, sql, working_directory, env,
+                                       timeout, max_retries, retry_delay, retry_backoff, depends_on)
+  SELECT result.name, result.version, result.owner, t.task_index, t.name, t.kind, t.command,
+         coalesce(EXISTS (SELECT 1 FROM unnest(t.command) AS a WHERE strpos(a, '{{') > 0), false), t.uses_outputs,
+         t.fan_out, t.max_parallel,
+         t.shell, t.sql, t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
+         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on
+  FROM jsonb_to_recordset(normalized) AS t(task_index int, name text, kind text, command text[], shell text,
+                                           sql text, working_directory text, env jsonb, timeout_ms bigint,
+                                           max_retries int, retry_delay_ms bigint, retry_backoff float8,
+                                           depends_on int[], uses_outputs boolean, fan_out jsonb, max_parallel int);
+  PERFORM orch._log('type_defined', result.owner, NULL, NULL,
+                    jsonb_build_object('type', name, 'version', result.version, 'runs_os_commands', os_commands));
+  RETURN result;
+END
+$$;
+
+-- 40_processes.sql: substitution by kind; execution_name.
+-- Starts a run of process `id` if it belongs to `owner` (and, with
+-- only_if_idle, is not in progress): makes the run from the version of its
+-- type that it runs, with `input` (NULL: the process's), makes it the
+-- process's current run and logs `event`.
+-- Returns the run's id, or NULL when the process did not qualify (the
+-- caller then says why). One statement, the least a start must do: the row
+-- is locked by the UPDATE, and only if it qualifies, so a caller who may not
+-- start the process never holds it up. Callers check that the caller may.
+-- No SET clause (a sixth of a start): only orch._api_start and
+-- orch._start_scheduled_run call it, and both pin search_path.
+CREATE OR REPLACE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
+                                event orch.event_kind, event_detail jsonb, input jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  new_run_id bigint;
+BEGIN
+  WITH proc AS (
+    UPDATE orch.processes p
+    SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
+        last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
+    RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
+              p.current_run_id),
+  run AS (
+    INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
+                           has_fan_out, started_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
+           v.task_count, v.has_fan_out, clock_timestamp()
+    FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version),
+  -- What runs is fixed here: placeholders substituted from the input, so a
+  -- run never changes, whatever happens to its type.
+  tasks AS (
+    INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
+                            sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
+                            depends_on, uses_outputs, fan_out, max_parallel, ready_at)
+    SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
+           CASE WHEN t.has_placeholders
+                THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL, t.kind)
+                ELSE t.command END,
+           t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
+           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel,
+           CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN clock_timestamp() END
+    FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
+  logged AS (
+    INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
+    SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
+  SELECT proc.current_run_id INTO new_run_id FROM proc;
+  IF new_run_id IS NOT NULL THEN
+    -- A fan-out with nothing to wait for makes its instances now.
+    IF EXISTS (SELECT 1 FROM orch.runs r WHERE r.id = new_run_id AND r.has_fan_out) THEN
+      PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
+    END IF;
+    PERFORM orch._wake_scheduler_at_commit(false);
+  END IF;
+  RETURN new_run_id;
+END
+$$;
+
+-- Resumes a FAILED or STOPPED run where it stopped: its completed tasks are
+-- kept, the others run again with their retries renewed.
+CREATE OR REPLACE FUNCTION orch._api_retry(run_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run orch.runs;
+  proc orch.processes;
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run id must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT * INTO run FROM orch.runs r WHERE r.id = _api_retry.run_id;
+  IF NOT FOUND OR NOT orch._may('edit', run.process_id, run.owner) THEN
+    IF NOT FOUND AND orch._is_admin() THEN
+      RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE EXCEPTION 'permission denied for run %', run_id USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  proc := orch._lock_process(run.process_id);
+  IF run.status NOT IN ('FAILED', 'STOPPED') THEN
+    RAISE EXCEPTION 'run % is %; only a FAILED or STOPPED run can be retried', run_id, run.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF proc.current_run_id <> run.id OR proc.status = 'IN_PROGRESS' THEN
+    RAISE EXCEPTION 'run % is not the latest run of process "%"', run_id, proc.id
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only the latest run can be retried.';
+  END IF;
+  IF run.total_tasks = 0 THEN
+    RAISE EXCEPTION 'run % never started any task', run_id USING ERRCODE = 'object_not_in_prerequisite_state',
+      DETAIL = run.error_message, HINT = 'Start the process again with orch.start().';
+  END IF;
+  IF EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = run.id AND t.status IN ('DISPATCHED', 'RUNNING')
+               AND t.fan_out IS NULL) THEN
+    RAISE EXCEPTION 'run % still has a command being stopped', run_id USING ERRCODE = 'object_in_use',
+      HINT = 'Wait for it with orch.wait().';
+  END IF;
+  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, execution_name = NULL, started_at = NULL,
+         completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, output_data = NULL,
+         error_message = NULL
+  WHERE t.run_id = run.id AND t.status IN ('FAILED', 'STOPPED', 'SKIPPED');
+  UPDATE orch.runs r SET status = 'IN_PROGRESS', completed_at = NULL, error_message = NULL, output_data = NULL
+  WHERE r.id = run.id;
+  UPDATE orch.processes p SET status = 'IN_PROGRESS', last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+  WHERE p.id = proc.id;
+  PERFORM orch._advance_runs(ARRAY[run.id], false, wait => true);
+  PERFORM orch._wake_scheduler_at_commit(false);
+  PERFORM orch._log('retried', proc.owner, proc.id, run.id, NULL);
+  RETURN run.id;
+END
+$$;
+
+-- 70_scheduler.sql: http tasks are claimed, started and finished.
+-- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
+-- Fair share: owners take turns (every owner's k-th running task comes
+-- before anyone's k+1-th, then in the order they became ready), no owner
+-- has more than per_owner running at once, and no type version more than
+-- its max_concurrent. One index probe per owner with ready tasks, not a
+-- scan of them.
+CREATE OR REPLACE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
+RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
+               shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
+               outputs jsonb, item jsonb, item_index integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- PL/pgSQL keeps the statement's plan across calls (an SQL function would
+  -- plan it every time).
+  RETURN QUERY WITH RECURSIVE owners AS (
+    (SELECT t.owner FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL
+     ORDER BY t.owner LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.owner FROM orch.tasks t WHERE t.status = 'PENDING' AND t.ready_at IS NOT NULL AND t.owner > o.owner
+            ORDER BY t.owner LIMIT 1)
+    FROM owners o WHERE o.owner IS NOT NULL),
+  running AS (  -- the tasks running now: at most the slots
+    SELECT t.owner, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel
+    FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL),
+  busy AS (
+    SELECT o.owner, (SELECT count(*) FROM running r WHERE r.owner = o.owner) AS running
+    FROM owners o WHERE o.owner IS NOT NULL),
+  full_versions AS (  -- type versions at their max_concurrent
+    SELECT r.type, r.type_version
+    FROM running r JOIN orch.process_type_versions v ON v.type = r.type AND v.version = r.type_version
+    WHERE v.max_concurrent IS NOT NULL
+    GROUP BY r.type, r.type_version, v.max_concurrent HAVING count(*) >= v.max_concurrent),
+  full_fan_outs AS (  -- fan-outs with max_parallel instances running
+    SELECT r.run_id, r.task_index FROM running r WHERE r.max_parallel IS NOT NULL
+    GROUP BY r.run_id, r.task_index, r.max_parallel HAVING count(*) >= r.max_parallel),
+  turns AS (
+    SELECT c.id, c.type, c.type_version, c.run_id, c.task_index, c.max_parallel, b.running + c.rank AS turn,
+           c.ready_at
+    FROM busy b CROSS JOIN LATERAL (
+      SELECT t.id, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel, t.ready_at,
+             row_number() OVER (ORDER BY t.ready_at, t.id) AS rank
+      FROM (SELECT t.id, t.type, t.type_version, t.run_id, t.task_index, t.max_parallel, t.ready_at
+            FROM orch.tasks t
+            WHERE t.owner = b.owner AND t.status = 'PENDING' AND t.ready_at IS NOT NULL
+              AND t.ready_at <= clock_timestamp()
+            ORDER BY t.ready_at, t.id
+            -- An owner's tasks waiting behind more than this many of a full
+            -- type version of theirs wait a turn longer; nobody else does.
+            LIMIT 1000) t
+      WHERE NOT EXISTS (SELECT 1 FROM full_versions f WHERE f.type = t.type AND f.type_version = t.type_version)
+        AND NOT EXISTS (SELECT 1 FROM full_fan_outs f WHERE f.run_id = t.run_id AND f.task_index = t.task_index)
+      ORDER BY t.ready_at, t.id
+      LIMIT least(greatest(per_owner - b.running, 0), max_count)) c),
+  room AS (  -- room left under the max_concurrent of the candidates' type versions
+    SELECT v.type, v.version,
+           v.max_concurrent - (SELECT count(*) FROM running r WHERE r.type = v.type AND r.type_version = v.version)
+             AS room
+    FROM orch.process_type_versions v
+    WHERE v.max_concurrent IS NOT NULL AND (v.type, v.version) IN (SELECT u.type, u.type_version FROM turns u)),
+  fitting AS (  -- of a limited type version or fan-out, no more than its room, in turn order
+    SELECT u.id, u.turn, u.ready_at
+    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.type, u.type_version ORDER BY u.turn, u.ready_at, u.id) AS nth,
+                 row_number() OVER (PARTITION BY u.run_id, u.task_index ORDER BY u.turn, u.ready_at, u.id) AS nth_instance
+          FROM turns u) u
+    LEFT JOIN room l ON l.type = u.type AND l.version = u.type_version
+    WHERE (l.type IS NULL OR u.nth <= l.room)
+      AND (u.max_parallel IS NULL
+           OR u.nth_instance <= u.max_parallel - (SELECT count(*) FROM running r
+                                                  WHERE r.run_id = u.run_id AND r.task_index = u.task_index))),
+  ready AS (
+    SELECT t.id FROM (SELECT u.id FROM fitting u ORDER BY u.turn, u.ready_at, u.id LIMIT max_count) u
+    JOIN orch.tasks t ON t.id = u.id
+    WHERE t.status = 'PENDING'
+    FOR UPDATE OF t SKIP LOCKED)
+  UPDATE orch.tasks t SET status = 'DISPATCHED', attempt = t.attempt + 1, pid = NULL, execution_name = NULL,
+                          exit_code = NULL, error_message = NULL
+  FROM ready WHERE t.id = ready.id
+  RETURNING t.id, t.run_id, t.process_id, t.name, t.kind::text, t.command, t.shell, t.working_directory,
+            t.env, CASE WHEN t.kind IN ('command', 'shell')
+                        THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
+            (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
+            CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END,
+            t.item, t.item_index;
+END
+$$;
+
+-- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
+CREATE OR REPLACE FUNCTION orch._tasks_started(started jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  WITH s AS (
+    UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, execution_name = s.execution_name,
+                            started_at = to_timestamp(s.started_at)
+    FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, execution_name text, started_at float8)
+    WHERE t.id = s.id AND t.status = 'DISPATCHED'
+    RETURNING t.*)
+  INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
+  SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
+         jsonb_build_object('task', s.name, 'attempt', s.attempt, 'pid', s.pid, 'execution_name', s.execution_name)
+  FROM s;
+END
+$$;
+
+-- The steps between "its dependencies completed" and "ready to claim" that
+-- can fail a task, for runs of more than one task or with a fan-out, until
+-- nothing more changes (an empty fan-out completes at once and may make the
+-- next ready):
+--   * a fan-out whose instances all ended completes, with their outputs in
+--     item order, or fails (or stops) with the first that did not complete;
+--   * a command using other tasks' outputs gets them
+--     ({{tasks.NAME.output.PATH}});
+--   * a fan-out makes one instance per item (at most orch.max_fan_out),
+--     each with its item in its command; after orch.retry, the instances it
+--     has already are run again instead.
+-- A task that cannot be made ready FAILs saying why. Returns whether one did.
+CREATE OR REPLACE FUNCTION orch._prepare_ready_tasks(run_ids bigint[]) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  task record;
+  message text;
+  items jsonb;
+  new_command text[];
+  changed boolean := true;
+  any_failed boolean := false;
+  completed boolean;
+  stopped boolean;
+  outputs jsonb;
+  max_items integer := current_setting('orch.max_fan_out')::integer;
+BEGIN
+  WHILE changed LOOP
+    changed := false;
+
+    -- Fan-outs whose instances have all ended (an index probe each while
+    -- they have not: a fan-out may have thousands).
+    FOR task IN
+      SELECT t.id, t.name, t.owner, t.process_id, t.run_id, t.attempt, t.task_index
+      FROM unnest(run_ids) AS r(id) JOIN orch.tasks t ON t.run_id = r.id
+      WHERE t.fan_out IS NOT NULL AND t.status = 'RUNNING'
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks i
+                        WHERE i.run_id = t.run_id AND i.task_index = t.task_index AND i.item_index IS NOT NULL
+                          AND i.status IN ('PENDING', 'DISPATCHED', 'RUNNING'))
+    LOOP
+      SELECT bool_and(i.status = 'COMPLETED'), bool_or(i.status = 'STOPPED'),
+             jsonb_agg(i.output_data ORDER BY i.item_index),
+             (array_agg(format('instance %s (item %s): %s', i.item_index, i.item, i.error_message)
+                        ORDER BY i.completed_at, i.item_index) FILTER (WHERE i.status <> 'COMPLETED'))[1]
+        INTO completed, stopped, outputs, message
+      FROM orch.tasks i
+      WHERE i.run_id = task.run_id AND i.task_index = task.task_index AND i.item_index IS NOT NULL;
+      UPDATE orch.tasks t
+      SET status = CASE WHEN completed THEN 'COMPLETED' WHEN stopped THEN 'STOPPED' ELSE 'FAILED' END::orch.task_status,
+          completed_at = clock_timestamp(), output_data = CASE WHEN completed THEN outputs END,
+          error_message = message
+      WHERE t.id = task.id;
+      PERFORM orch._log(CASE WHEN completed THEN 'task_completed' WHEN stopped THEN 'task_stopped'
+                             ELSE 'task_failed' END,
+                        task.owner, task.process_id, task.run_id,
+                        jsonb_build_object('task', task.name, 'attempt', task.attempt, 'error', message));
+      any_failed := any_failed OR NOT completed;
+      changed := true;
+    END LOOP;
+
+    -- Tasks whose dependencies completed and that need them: commands using
+    -- outputs, and fan-outs.
+    FOR task IN
+      SELECT t.id, t.name, t.kind, t.command, t.owner, t.process_id, t.run_id, t.attempt, t.task_index, t.fan_out,
+             t.uses_outputs, r.input_data
+      FROM unnest(run_ids) AS i(id) JOIN orch.runs r ON r.id = i.id JOIN orch.tasks t ON t.run_id = r.id
+      WHERE r.status = 'IN_PROGRESS' AND (t.uses_outputs OR t.fan_out IS NOT NULL) AND t.status = 'PENDING'
+        AND t.ready_at IS NULL AND t.item_index IS NULL
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks d WHERE d.run_id = t.run_id AND d.task_index = ANY (t.depends_on)
+                          AND d.status <> 'COMPLETED')
+      ORDER BY t.task_index
+    LOOP
+      BEGIN
+        new_command := task.command;
+        items := NULL;
+        IF task.uses_outputs THEN
+          new_command := orch._substitute_outputs(new_command, orch._ancestor_outputs(task.id), task.name, task.kind);
+        END IF;
+        IF task.fan_out IS NULL THEN
+          UPDATE orch.tasks t SET command = new_command, uses_outputs = false,
+                                  ready_at = clock_timestamp()
+          WHERE t.id = task.id;
+        ELSE
+          IF NOT EXISTS (SELECT 1 FROM orch.tasks i WHERE i.run_id = task.run_id AND i.task_index = task.task_index
+                           AND i.item_index IS NOT NULL) THEN
+            items := orch._fan_out_items(task.fan_out, task.input_data, orch._ancestor_outputs(task.id), task.name);
+            IF jsonb_array_length(items) > max_items THEN
+              RAISE EXCEPTION 'task "%": "for_each" has % items, more than orch.max_fan_out (%)', task.name,
+                jsonb_array_length(items), max_items USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            -- Each instance holds its own command: bounded, so that a large
+            -- input value in a command cannot be copied thousands of times.
+            IF octet_length(new_command::text)::bigint * jsonb_array_length(items) > 104857600 THEN
+              RAISE EXCEPTION 'task "%": % instances of a % byte command are more than 100MB', task.name,
+                jsonb_array_length(items), octet_length(new_command::text) USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            -- One set-based insert of every instance.
+            INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command,
+                                    shell, sql, working_directory, env, timeout, max_retries, retry_delay,
+                                    retry_backoff, depends_on, max_parallel, item_index, item, ready_at)
+            SELECT t.run_id, t.process_id, t.owner, t.type, t.type_version, t.task_index, t.name, t.kind,
+                   CASE WHEN t.kind IN ('command', 'http')
+                        THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name, t.kind)
+                   END,
+                   t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay,
+                   t.retry_backoff, t.depends_on, t.max_parallel, (e.n - 1)::integer, e.item, clock_timestamp()
+            FROM orch.tasks t CROSS JOIN jsonb_array_elements(items) WITH ORDINALITY AS e(item, n)
+            WHERE t.id = task.id;
+          END IF;
+          UPDATE orch.tasks t SET command = new_command, uses_outputs = false,
+                                  status = 'DISPATCHED', started_at = clock_timestamp()
+          WHERE t.id = task.id;
+          UPDATE orch.tasks t SET status = 'RUNNING' WHERE t.id = task.id;
+          -- No items: done at once, with no outputs.
+          IF items IS NOT NULL AND jsonb_array_length(items) = 0 THEN
+            UPDATE orch.tasks t SET status = 'COMPLETED', completed_at = clock_timestamp(), output_data = '[]'
+            WHERE t.id = task.id;
+          END IF;
+          PERFORM orch._log('task_started', task.owner, task.process_id, task.run_id,
+                            jsonb_build_object('task', task.name, 'instances',
+                                               (SELECT count(*) FROM orch.tasks i WHERE i.run_id = task.run_id
+                                                  AND i.task_index = task.task_index AND i.item_index IS NOT NULL)));
+        END IF;
+        changed := true;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        UPDATE orch.tasks t SET status = 'FAILED', completed_at = clock_timestamp(), error_message = message
+        WHERE t.id = task.id;
+        PERFORM orch._log('task_failed', task.owner, task.process_id, task.run_id,
+                          jsonb_build_object('task', task.name, 'attempt', task.attempt, 'error', message));
+        any_failed := true;
+        changed := true;
+      END;
+    END LOOP;
+  END LOOP;
+  RETURN any_failed;
+END
+$$;
+
 -- 65_task_stats.sql, whole.
 -- pg_orch: task statistics that outlive history (seed 003's AggregateMetrics
 -- and StepMetrics). orch._tasks_finished adds each attempt's end as it is
@@ -154,8 +637,9 @@ DECLARE
   any_failed boolean;
 BEGIN
   -- What an attempt's ending means for its task, decided here alone: a
-  -- stopped attempt is never retried, an exit with 0 completes it, any
-  -- other ending retries it while retries are left.
+  -- stopped attempt is never retried, an exit with 0 (or an expected http
+  -- status) completes it, a rejected request fails it, any other ending
+  -- retries it while retries are left.
   -- An output that cannot be stored fails the attempt like a bad exit.
   WITH reported AS (
     SELECT f.*, orch._output_jsonb(f.output_data) AS output_value
@@ -168,7 +652,9 @@ BEGIN
     FROM reported r),
   f AS (
     SELECT f.*, CASE WHEN f.ending = 'stopped' THEN 'STOPPED'
-                     WHEN f.ending = 'exited' AND f.exit_code = 0 AND f.output_problem IS NULL THEN 'COMPLETED'
+                     WHEN (f.ending = 'exited' AND f.exit_code = 0 OR f.ending = 'succeeded')
+                          AND f.output_problem IS NULL THEN 'COMPLETED'
+                     WHEN f.ending = 'rejected' THEN 'FAILED'
                      WHEN t.attempt <= t.max_retries THEN 'RETRY'
                      ELSE 'FAILED' END AS outcome,
            orch._retry_delay_ms((extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff, t.attempt)

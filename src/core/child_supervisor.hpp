@@ -31,7 +31,11 @@ struct SpawnRequest {
   std::size_t max_output = 1 << 20;  // bytes of combined stdout+stderr kept: the tail
 };
 
-enum class Ending { Exited, Signaled, TimedOut, Stopped, SpawnFailed };
+// How an attempt ended. A child: Exited, Signaled, TimedOut, Stopped or
+// SpawnFailed. Executors without an exit code (http) also report
+// Succeeded, Failed (worth another attempt) and Rejected (not: the answer
+// would be the same).
+enum class Ending { Exited, Signaled, TimedOut, Stopped, SpawnFailed, Succeeded, Failed, Rejected };
 
 struct FinishedChild {
   std::uint64_t id = 0;  // the caller's id given to spawn (a task id)

@@ -84,7 +84,7 @@ Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     request.kill_grace = kill_grace_;
     request.max_output = max_output_;
     int pid = children_.spawn(task.id, request, now);
-    return pid > 0 ? Launch{LaunchStatus::Running, pid} : Launch{LaunchStatus::Failed, 0};
+    return pid > 0 ? Launch{LaunchStatus::Running, pid, ""} : Launch{LaunchStatus::Failed, 0, ""};
   } catch (const std::exception &e) {
     // A request the supervisor refuses (say, a NUL byte) fails the task, not the scheduler.
     AttemptEnd refused;
@@ -94,7 +94,7 @@ Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     refused_.push_back(std::move(refused));
     output_files_.erase(task.id);
     ::unlink(output_file.c_str());
-    return Launch{LaunchStatus::Failed, 0};
+    return Launch{LaunchStatus::Failed, 0, ""};
   }
 }
 

@@ -46,7 +46,11 @@ class CommandExecutor final : public Executor {
   void stop(std::uint64_t id, SteadyTime now) override { children_.stop(id, now); }
   std::vector<AttemptEnd> poll(SteadyTime now) override;
   std::optional<SteadyTime> next_deadline() const override;
-  std::vector<int> descriptors() const override { return children_.watched_fds(); }
+  std::vector<Watch> descriptors() const override {
+    std::vector<Watch> watches;
+    for (int fd : children_.watched_fds()) watches.push_back({fd, false});
+    return watches;
+  }
   std::size_t running() const override { return children_.running() + refused_.size(); }
   void abandon_all() noexcept override { children_.kill_all(); }
 

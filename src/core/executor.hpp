@@ -1,6 +1,7 @@
 // One interface for whatever runs task attempts: commands and shell scripts
 // on this host (CommandExecutor), sql tasks in background workers
-// (src/pg/sql_task_executor.hpp), and later http requests and Slurm jobs.
+// (src/pg/sql_task_executor.hpp), http requests (HttpExecutor), and later
+// Slurm jobs.
 // The scheduler claims a task, hands it to the executor of its kind, and
 // from then on only polls: nothing here blocks. It sleeps until one of the
 // executors' descriptors is readable, their next deadline passes, or its
@@ -28,8 +29,8 @@ struct TaskLaunch {
   std::uint64_t id = 0;
   std::uint64_t run_id = 0;
   std::string process_id, name;
-  std::string kind;  // command, shell or sql
-  std::vector<std::string> command;  // kind command
+  std::string kind;  // command, shell, sql or http
+  std::vector<std::string> command;  // kind command; kind http: core/http_request.hpp's layout
   std::string shell;  // kind shell
   std::string working_directory;  // empty: the executor's default
   std::vector<std::pair<std::string, std::string>> env;  // the task's own variables
@@ -62,7 +63,14 @@ enum class LaunchStatus {
 
 struct Launch {
   LaunchStatus status = LaunchStatus::Failed;
-  int pid = 0;
+  int pid = 0;  // 0: none (an http request)
+  std::string execution_name;  // the executor's name for the attempt (a pid, "POST http://...")
+};
+
+// A descriptor to wait on: until it is readable, or writable too.
+struct Watch {
+  int fd = -1;
+  bool writable = false;
 };
 
 class Executor {
@@ -75,7 +83,7 @@ class Executor {
   // Applies deadlines, collects output, returns the attempts that ended.
   virtual std::vector<AttemptEnd> poll(SteadyTime now) = 0;
   virtual std::optional<SteadyTime> next_deadline() const = 0;
-  virtual std::vector<int> descriptors() const = 0;  // wake when readable
+  virtual std::vector<Watch> descriptors() const = 0;
   virtual std::size_t running() const = 0;  // launched, not yet returned by poll()
   // Ends everything at once, reporting nothing: the scheduler is exiting,
   // and the next one recovers these attempts.

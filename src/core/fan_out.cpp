@@ -62,11 +62,11 @@ std::string fan_out_items(const std::string &fan_out_json, const std::string &in
 }
 
 std::vector<std::string> substitute_item(const std::vector<std::string> &argv, const std::string &item_json,
-                                         int item_index, const std::string &task_name) {
+                                         int item_index, const std::string &task_name, const ValueEncoder &encode) {
   json item = json::parse(item_json);
   std::vector<std::string> out;
-  for (const std::string &arg : argv)
-    out.push_back(replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+  for (std::size_t i = 0; i < argv.size(); ++i)
+    out.push_back(replace_placeholders(argv[i], [&](const std::string &key) -> std::optional<std::string> {
       if (!is_item_key(key)) return std::nullopt;
       if (key == "item_index") return std::to_string(item_index);
       std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
@@ -91,7 +91,7 @@ std::vector<std::string> substitute_item(const std::vector<std::string> &argv, c
       }
       std::string rendered = render_value(*value);
       if (rendered.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return rendered;
+      return encode ? encode(i, rendered) : rendered;
     }));
   return out;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/cpp_only.hpp"
+#include "core/placeholders.hpp"
 
 namespace orch {
 
@@ -28,6 +29,7 @@ std::string fan_out_items(const std::string &fan_out_json, const std::string &in
 // Throws InvalidInput (`task "x": placeholder {{item.name}}: item 3 has no
 // "name"`).
 std::vector<std::string> substitute_item(const std::vector<std::string> &argv, const std::string &item_json,
-                                         int item_index, const std::string &task_name);
+                                         int item_index, const std::string &task_name,
+                                         const ValueEncoder &encode = {});
 
 }  // namespace orch

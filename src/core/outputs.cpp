@@ -95,13 +95,13 @@ const json &referenced_output(const json &outputs, const OutputReference &refere
 }
 
 std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv, const std::string &outputs_json,
-                                            const std::string &task_name) {
+                                            const std::string &task_name, const ValueEncoder &encode) {
   json outputs = outputs_json.empty() ? json::object() : json::parse(outputs_json);
   std::vector<std::string> names;
   for (const auto &item : outputs.items()) names.push_back(item.key());
   std::vector<std::string> out;
-  for (const std::string &arg : argv)
-    out.push_back(replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+  for (std::size_t i = 0; i < argv.size(); ++i)
+    out.push_back(replace_placeholders(argv[i], [&](const std::string &key) -> std::optional<std::string> {
       if (!is_output_key(key)) return std::nullopt;
       std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
       OutputReference reference;
@@ -113,7 +113,7 @@ std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv
       const json *value = &referenced_output(outputs, reference, prefix);
       std::string rendered = render_value(*value);
       if (rendered.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return rendered;
+      return encode ? encode(i, rendered) : rendered;
     }));
   return out;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/cpp_only.hpp"
+#include "core/placeholders.hpp"
 
 namespace orch {
 
@@ -47,7 +48,7 @@ const nlohmann::json &referenced_output(const nlohmann::json &outputs, const Out
 // for a task that is not in outputs_json or has no output, a PATH that is
 // not there, or a value with a NUL byte.
 std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv, const std::string &outputs_json,
-                                            const std::string &task_name);
+                                            const std::string &task_name, const ValueEncoder &encode = {});
 
 // Why `text`, what a task wrote to $ORCH_OUTPUT, cannot be its output, or
 // nullopt if it can: at most max_bytes, one JSON value, UTF-8, no NUL

@@ -73,19 +73,20 @@ std::string replace_placeholders(const std::string &arg,
 }
 
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
-                                                 const std::string &task_name, bool leave_items) {
+                                                 const std::string &task_name, bool leave_items,
+                                                 const ValueEncoder &encode) {
   json input = parse_input(input_json);
   std::vector<std::string> out;
   out.reserve(argv.size());
-  for (const std::string &arg : argv)
-    out.push_back(replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+  for (std::size_t i = 0; i < argv.size(); ++i)
+    out.push_back(replace_placeholders(argv[i], [&](const std::string &key) -> std::optional<std::string> {
       if (is_output_key(key) || (leave_items && is_item_key(key))) return std::nullopt;
       auto it = input.find(key);
       std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
       if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");
       std::string value = render_value(*it);
       if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return value;
+      return encode ? encode(i, value) : value;
     }));
   return out;
 }

@@ -23,6 +23,10 @@ constexpr int kMaxInputDepth = 1000;
 std::string replace_placeholders(const std::string &arg,
                                  const std::function<std::optional<std::string>(const std::string &key)> &replace);
 
+// How a substituted value is written into element `index` of the array
+// (an http task's url is percent-encoded, for one); empty: verbatim.
+using ValueEncoder = std::function<std::string(std::size_t index, const std::string &value)>;
+
 // A JSON value as a placeholder or variable inserts it: strings verbatim,
 // anything else as compact JSON.
 std::string render_value(const nlohmann::json &value);
@@ -43,7 +47,8 @@ bool is_output_key(const std::string &key);
 // With leave_items (a fan-out task), {{item}}, {{item.PATH}} and
 // {{item_index}} are left for its instances too.
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
-                                                 const std::string &task_name, bool leave_items = false);
+                                                 const std::string &task_name, bool leave_items = false,
+                                                 const ValueEncoder &encode = {});
 
 // ORCH_INPUT_<KEY> -> value for each top-level key of input_json (rendered
 // as above). KEY is the key upper-cased with every character outside

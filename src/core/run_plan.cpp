@@ -49,6 +49,7 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
   }
   switch (task.kind) {
     case TaskKind::Command:
+    case TaskKind::Http:
       row["command"] = task.command;
       row["uses_outputs"] = uses_outputs(task.command);
       break;

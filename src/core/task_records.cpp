@@ -6,9 +6,12 @@
 
 namespace orch {
 
-nlohmann::json started_record(std::uint64_t task_id, int pid) {
+nlohmann::json started_record(std::uint64_t task_id, int pid, const std::string &execution_name) {
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  return {{"id", task_id}, {"pid", pid}, {"started_at", now}};
+  return {{"id", task_id},
+          {"pid", pid > 0 ? nlohmann::json(pid) : nlohmann::json(nullptr)},
+          {"execution_name", execution_name.empty() && pid > 0 ? std::to_string(pid) : to_database_text(execution_name)},
+          {"started_at", now}};
 }
 
 nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::optional<int> exit_code,
@@ -36,6 +39,9 @@ std::string ending_label(Ending ending) {
     case Ending::TimedOut: return "timed_out";
     case Ending::Stopped: return "stopped";
     case Ending::SpawnFailed: return "spawn_failed";
+    case Ending::Succeeded: return "succeeded";
+    case Ending::Failed: return "failed";
+    case Ending::Rejected: return "rejected";
   }
   return "signaled";
 }

@@ -15,8 +15,9 @@
 
 namespace orch {
 
-// {"id", "pid", "started_at": Unix time now}
-nlohmann::json started_record(std::uint64_t task_id, int pid);
+// {"id", "pid" (null for 0), "execution_name" (the pid when not given),
+// "started_at": Unix time now}
+nlohmann::json started_record(std::uint64_t task_id, int pid, const std::string &execution_name = "");
 
 // {"id", "ending", "exit_code", "output", "truncated", "error"}; ending is
 // ending_label(ending), exit_code is null unless given; output and error are
@@ -26,7 +27,8 @@ nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::option
 // ... plus "output_data" (JSON text) and "output_error" when it has them.
 nlohmann::json finished_record(const AttemptEnd &end);
 
-// exited, signaled, timed_out, stopped or spawn_failed.
+// exited, signaled, timed_out, stopped, spawn_failed, succeeded, failed or
+// rejected.
 std::string ending_label(Ending ending);
 
 }  // namespace orch

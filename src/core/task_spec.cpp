@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/fan_out.hpp"
+#include "core/http_request.hpp"
 #include "core/outputs.hpp"
 #include "core/placeholders.hpp"
 #include "core/interval.hpp"
@@ -46,7 +47,7 @@ const std::set<std::string> &known_keys() {
   static const std::set<std::string> keys = {"name",        "command",       "shell",      "sql",
                                              "working_directory", "env",     "timeout",    "max_retries",
                                              "retry_delay", "retry_backoff", "depends_on", "for_each",
-                                             "count",       "max_parallel"};
+                                             "count",       "max_parallel",  "http",       "expect_status"};
   return keys;
 }
 
@@ -71,11 +72,15 @@ class TaskParser {
     TaskSpec spec;
     spec.name = parse_name();
     parse_kind(spec);
-    // An sql task runs in a database session, not a process: a directory or
-    // environment would be silently ignored.
-    if (spec.kind == TaskKind::Sql)
+    // An sql task runs in a database session and an http task in the
+    // scheduler, not a process: a directory or environment would be
+    // silently ignored.
+    if (spec.kind == TaskKind::Sql || spec.kind == TaskKind::Http)
       for (const char *key : {"working_directory", "env"})
-        if (field(key)) fail("\"" + std::string(key) + "\" is only for command and shell tasks, not sql tasks");
+        if (field(key))
+          fail("\"" + std::string(key) + "\" is only for command and shell tasks, not " + task_kind_name(spec.kind) +
+               " tasks");
+    if (field("expect_status") && spec.kind != TaskKind::Http) fail("\"expect_status\" is only for http tasks");
     if (const json *v = field("working_directory")) {
       if (!v->is_string()) fail("\"working_directory\" must be a string");
       spec.working_directory = v->get<std::string>();
@@ -133,9 +138,9 @@ class TaskParser {
 
   void parse_kind(TaskSpec &spec) const {
     std::vector<std::string> present;
-    for (const char *k : {"command", "shell", "sql"})
+    for (const char *k : {"command", "shell", "sql", "http"})
       if (field(k)) present.emplace_back(k);
-    if (present.empty()) fail("one of \"command\", \"shell\" or \"sql\" is required");
+    if (present.empty()) fail("one of \"command\", \"shell\", \"sql\" or \"http\" is required");
     if (present.size() > 1) fail("\"" + present[0] + "\" and \"" + present[1] + "\" cannot both be set");
 
     if (const json *v = field("command")) {
@@ -147,6 +152,13 @@ class TaskParser {
         if (has_nul(spec.command.back())) fail("\"command\" must not contain NUL bytes");
       }
       if (spec.command[0].empty()) fail("\"command\" must start with a non-empty program name");
+    } else if (const json *v = field("http")) {
+      spec.kind = TaskKind::Http;
+      try {
+        spec.command = http_command(parse_http_request(*v, field("expect_status")));
+      } catch (const InvalidInput &e) {
+        fail(e.what());
+      }
     } else {
       const char *key = field("shell") ? "shell" : "sql";
       spec.kind = field("shell") ? TaskKind::Shell : TaskKind::Sql;
@@ -360,6 +372,8 @@ std::string task_kind_name(TaskKind kind) {
       return "shell";
     case TaskKind::Sql:
       return "sql";
+    case TaskKind::Http:
+      return "http";
   }
   return "unknown";
 }

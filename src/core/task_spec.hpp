@@ -13,7 +13,7 @@
 
 namespace orch {
 
-enum class TaskKind { Command, Shell, Sql };
+enum class TaskKind { Command, Shell, Sql, Http };
 
 constexpr std::size_t kMaxTasks = 1000;
 constexpr std::size_t kMaxTaskNameLength = 63;  // fits a PostgreSQL identifier
@@ -34,7 +34,7 @@ struct FanOut {
 struct TaskSpec {
   std::string name;
   TaskKind kind = TaskKind::Command;
-  std::vector<std::string> command;  // Command: argv, argv[0] non-empty
+  std::vector<std::string> command;  // Command: argv, argv[0] non-empty; Http: http_command()
   std::string shell;                 // Shell: script for /bin/sh -c
   std::string sql;                   // Sql: statement, input data as $1
   std::string working_directory;     // empty = not set; else absolute
@@ -56,7 +56,8 @@ struct ProcessTypeSpec {
 };
 
 // Parses and validates a JSON array of task objects (see README "Task
-// specs"). Keys: name, command | shell | sql, working_directory, env,
+// specs"). Keys: name, command | shell | sql | http (with expect_status),
+// working_directory, env,
 // timeout, max_retries, retry_delay, retry_backoff, depends_on, for_each |
 // count, max_parallel; a null value
 // counts as absent. When no task has "depends_on", each task depends on the
@@ -67,7 +68,7 @@ struct ProcessTypeSpec {
 // jsonb tasks->N) and, once known, their name: `task 2 ("load"): ...`.
 ProcessTypeSpec parse_process_type(const std::string &tasks_json);
 
-// "command" | "shell" | "sql"
+// "command" | "shell" | "sql" | "http"
 std::string task_kind_name(TaskKind kind);
 
 }  // namespace orch

@@ -8,6 +8,7 @@
 
 #include "core/command_executor.hpp"
 #include "core/deadlines.hpp"
+#include "core/http_executor.hpp"
 #include "core/orphaned_group.hpp"
 #include "core/task_records.hpp"
 #include "pg/background_worker.hpp"
@@ -102,7 +103,7 @@ std::string scheduler_marker() {
 
 class Scheduler {
  public:
-  explicit Scheduler(const Clock &clock) : clock_(clock) { exiting_executors = {&commands_, &sql_tasks_}; }
+  explicit Scheduler(const Clock &clock) : clock_(clock) { exiting_executors = executors_; }
   ~Scheduler() { exiting_executors.clear(); }  // each executor ends its own
 
   void run() {
@@ -130,6 +131,7 @@ class Scheduler {
     reload_config();
     commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output),
                          static_cast<std::size_t>(settings.max_output_data));
+    http_.set_limits(static_cast<std::size_t>(settings.max_output), static_cast<std::size_t>(settings.max_output_data));
     for (Executor *executor : executors_)
       for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
 
@@ -214,7 +216,9 @@ class Scheduler {
     return count;
   }
   Executor &executor_for(const TaskLaunch &task) {
-    return task.kind == "sql" ? static_cast<Executor &>(sql_tasks_) : commands_;
+    if (task.kind == "sql") return sql_tasks_;
+    if (task.kind == "http") return http_;
+    return commands_;
   }
 
   // Records attempts' ends (SQL decides what they mean) and defers the runs
@@ -290,7 +294,7 @@ class Scheduler {
       Launch launch = executor_for(task).launch(task, clock_.now());
       switch (launch.status) {
         case LaunchStatus::Running:
-          started_.push_back(started_record(task.id, launch.pid));
+          started_.push_back(started_record(task.id, launch.pid, launch.execution_name));
           deadlines_.set_if_unset(Due::RecordStarted, clock_.now() + kStartedDelay);
           launched_.insert(task.id);
           break;
@@ -324,20 +328,26 @@ class Scheduler {
 
   // Sleeps until the latch is set (start/stop committed, child exited,
   // worker started or exited, SIGTERM/SIGHUP), an executor's descriptor is
-  // readable, the earliest deadline passes, or the safety net interval ends.
+  // ready, the earliest deadline passes, or the safety net interval ends.
   void wait_for_event() {
-    std::optional<SteadyTime> deadline = deadlines_.earliest();
-    std::vector<int> fds;
+    std::optional<SteadyTime> own_deadline = deadlines_.earliest();
+    std::optional<SteadyTime> deadline = own_deadline;
+    std::vector<Watch> watches;
     for (const Executor *executor : executors_) {
       if (auto at = executor->next_deadline(); at && (!deadline || *at < *deadline)) deadline = at;
-      for (int fd : executor->descriptors()) fds.push_back(fd);
+      for (const Watch &watch : executor->descriptors()) watches.push_back(watch);
     }
     long timeout = Deadlines::sleep_ms(deadline, clock_.now(), milliseconds(settings.poll_interval_ms));
+    // An executor's deadline (a timeout, curl's timer) is the executor's
+    // business: its poll() reports what ended.
+    bool executor_deadline = deadline != own_deadline && timeout < settings.poll_interval_ms;
     int events = pg_call([&] {
-      WaitEventSet *set = create_wait_event_set(static_cast<int>(fds.size()) + 2);
+      WaitEventSet *set = create_wait_event_set(static_cast<int>(watches.size()) + 2);
       AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
       AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-      for (int fd : fds) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+      for (const Watch &watch : watches)
+        AddWaitEventToSet(set, WL_SOCKET_READABLE | (watch.writable ? WL_SOCKET_WRITEABLE : 0), watch.fd, nullptr,
+                          nullptr);
       WaitEvent fired[1];
       int count = WaitEventSetWait(set, timeout, fired, 1, PG_WAIT_EXTENSION);
       int what = count == 0 ? WL_TIMEOUT : fired[0].events;
@@ -347,6 +357,7 @@ class Scheduler {
       return what;
     });
     // Output alone needs no database work; anything else may mean work.
+    if (events == WL_TIMEOUT && executor_deadline) return;
     if (events & WL_TIMEOUT) schedules_wanted_ = true;  // the safety net
     if (events & (WL_LATCH_SET | WL_TIMEOUT)) {
       claim_wanted_ = true;
@@ -423,7 +434,8 @@ class Scheduler {
   const std::string marker_ = scheduler_marker();
   CommandExecutor commands_{marker_, output_directory()};
   SqlTaskExecutor sql_tasks_;
-  const std::vector<Executor *> executors_{&commands_, &sql_tasks_};
+  HttpExecutor http_;
+  const std::vector<Executor *> executors_{&commands_, &sql_tasks_, &http_};
   Deadlines deadlines_;
   std::set<std::uint64_t> launched_;  // handed to an executor, end not yet recorded
   Json started_ = Json::array();      // launched commands; RUNNING not yet recorded

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <string>
 
 #include "pg/guards.hpp"
 #include "pg/schedule_functions.hpp"
@@ -36,6 +37,16 @@ bool check_time_zone(char **newval, void **, GucSource) {
     if (!problem.empty()) pg_call([&] { GUC_check_errdetail("%s", problem.c_str()); });
     return problem.empty();
   });
+}
+
+// Host names or addresses, separated by commas (orch._api_define_process_type
+// splits them on commas and compares them without case).
+bool check_host_list(char **newval, void **, GucSource) {
+  std::string value = *newval ? *newval : "";
+  bool valid = value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:, ") ==
+               std::string::npos;
+  if (!valid) GUC_check_errdetail("Give host names or IP addresses (without brackets) separated by commas.");
+  return valid;
 }
 
 bool check_archive_directory(char **newval, void **, GucSource) {
@@ -101,6 +112,11 @@ void define_settings() {
   DefineCustomStringVariable("orch.jwt_authenticators", "Session users that set JWT claims (PostgREST's login role).",
                              nullptr, &settings.jwt_authenticators, "authenticator", PGC_SUSET, GUC_LIST_INPUT,
                              check_role_list, nullptr, nullptr);
+  // Whom ordinary users' http tasks may call: superuser-only, as any other
+  // host needs the command privilege.
+  DefineCustomStringVariable("orch.http_allowed_hosts", "Hosts that http tasks of ordinary users may call.",
+                             "Other hosts need the privilege of command tasks.", &settings.http_allowed_hosts, "",
+                             PGC_SUSET, GUC_LIST_INPUT, check_host_list, nullptr, nullptr);
   DefineCustomIntVariable("orch.history_retention", "Finished runs older than this are pruned with their tasks.",
                           "Each process's latest run is kept. 0 keeps all.", &settings.history_retention_s,
                           30 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);

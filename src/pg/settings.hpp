@@ -17,6 +17,7 @@ struct Settings {
   char *timezone;        // default zone of schedules; empty: the session's TimeZone
   char *jwt_roles;           // roles whose JWT claims are honoured (identity.hpp)
   char *jwt_authenticators;  // ... when the session user is one of these
+  char *http_allowed_hosts;  // hosts ordinary users' http tasks may call (read in SQL)
   int history_retention_s;   // finished runs older than this are pruned; 0: kept
   int events_retention_s;    // events older than this are pruned; 0: kept
   char *archive_directory;   // pruned rows are written here first; empty: not archived

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/fan_out.hpp"
+#include "core/http_request.hpp"
 #include "core/input_data.hpp"
 #include "core/lifecycle.hpp"
 #include "core/outputs.hpp"
@@ -28,6 +29,7 @@ PG_FUNCTION_INFO_V1(orch_substitute_outputs);
 PG_FUNCTION_INFO_V1(orch_fan_out_items);
 PG_FUNCTION_INFO_V1(orch_substitute_item);
 PG_FUNCTION_INFO_V1(orch_check_input_environment);
+PG_FUNCTION_INFO_V1(orch_http_host);
 PG_FUNCTION_INFO_V1(orch_retry_delay_ms);
 PG_FUNCTION_INFO_V1(orch_wake_scheduler_at_commit);
 PG_FUNCTION_INFO_V1(orch_enforce_lifecycle);
@@ -82,6 +84,16 @@ Datum text_array_result(const std::vector<std::string> &values) {
   });
 }
 
+// Argument n, when given, is the task's kind: an http task's request
+// encodes what is substituted into it (core/http_request.hpp). (0.1's SQL
+// declarations have no such argument.) The encoder refers to `command`.
+orch::ValueEncoder value_encoder(FunctionCallInfo fcinfo, int n, const std::vector<std::string> &command) {
+  if (PG_NARGS() <= n || text_arg(fcinfo, n) != "http") return {};
+  return [&command](std::size_t index, const std::string &value) {
+    return orch::encode_http_value(command, index, value);
+  };
+}
+
 Datum jsonb_result(const std::string &json) {
   return pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str())); });
 }
@@ -103,9 +115,10 @@ extern "C" Datum orch_parse_process_type(PG_FUNCTION_ARGS) {
 
 extern "C" Datum orch_substitute_placeholders(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
+    std::vector<std::string> command = text_array_arg(fcinfo, 0);
     bool fan_out = PG_NARGS() > 3 && PG_GETARG_BOOL(3);
-    return text_array_result(orch::substitute_placeholders(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1),
-                                                           text_arg(fcinfo, 2), fan_out));
+    return text_array_result(orch::substitute_placeholders(command, jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2),
+                                                           fan_out, value_encoder(fcinfo, 4, command)));
   });
 }
 
@@ -118,15 +131,24 @@ extern "C" Datum orch_fan_out_items(PG_FUNCTION_ARGS) {
 
 extern "C" Datum orch_substitute_item(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
-    return text_array_result(orch::substitute_item(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1),
-                                                   PG_GETARG_INT32(2), text_arg(fcinfo, 3)));
+    std::vector<std::string> command = text_array_arg(fcinfo, 0);
+    return text_array_result(orch::substitute_item(command, jsonb_arg(fcinfo, 1), PG_GETARG_INT32(2),
+                                                   text_arg(fcinfo, 3), value_encoder(fcinfo, 4, command)));
   });
 }
 
 extern "C" Datum orch_substitute_outputs(PG_FUNCTION_ARGS) {
   return cpp_entry([&] {
-    return text_array_result(
-        orch::substitute_outputs(text_array_arg(fcinfo, 0), jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2)));
+    std::vector<std::string> command = text_array_arg(fcinfo, 0);
+    return text_array_result(orch::substitute_outputs(command, jsonb_arg(fcinfo, 1), text_arg(fcinfo, 2),
+                                                      value_encoder(fcinfo, 3, command)));
+  });
+}
+
+extern "C" Datum orch_http_host(PG_FUNCTION_ARGS) {
+  return cpp_entry([&] {
+    std::string host = orch::http_host(orch::http_request_of(text_array_arg(fcinfo, 0)).url);
+    return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(host.data(), static_cast<int>(host.size()))); });
   });
 }
 

@@ -26,7 +26,7 @@ class SqlTaskExecutor final : public Executor {
   void stop(std::uint64_t id, SteadyTime now) override;
   std::vector<AttemptEnd> poll(SteadyTime now) override;
   std::optional<SteadyTime> next_deadline() const override;
-  std::vector<int> descriptors() const override { return {}; }
+  std::vector<Watch> descriptors() const override { return {}; }
   std::size_t running() const override { return workers_.size(); }
   // Terminates every worker: the next scheduler recovers their attempts, as
   // it does the commands'.

@@ -204,9 +204,9 @@ TEST(TaskSpec, UnknownKeysComeFirstAndAreNamed) {
 }
 
 TEST(TaskSpec, KindErrors) {
-  EXPECT_EQ(error_of(R"([{"name": "a"}])"), R"(task 0 ("a"): one of "command", "shell" or "sql" is required)");
+  EXPECT_EQ(error_of(R"([{"name": "a"}])"), R"(task 0 ("a"): one of "command", "shell", "sql" or "http" is required)");
   EXPECT_EQ(error_of(R"([{"name": "a", "shell": null}])"),
-            R"(task 0 ("a"): one of "command", "shell" or "sql" is required)");
+            R"(task 0 ("a"): one of "command", "shell", "sql" or "http" is required)");
   EXPECT_EQ(error_of(R"([{"name": "a", "command": ["x"], "shell": "y"}])"),
             R"(task 0 ("a"): "command" and "shell" cannot both be set)");
   EXPECT_EQ(error_of(R"([{"name": "a", "sql": "x", "shell": "y"}])"),
