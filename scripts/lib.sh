@@ -10,7 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # `postgresql` and `postgresql-server-dev-all` name its major, and so does
 # the clang of libFuzzer's runtime (libclang-rt-dev).
 DEPENDENCIES=(postgresql postgresql-server-dev-all libipc-run-perl make g++ cmake libgtest-dev
-              nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev clang libclang-rt-dev tzdata)
+              nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev clang libclang-rt-dev tzdata
+              slurmctld slurmd slurm-client munge)  # a single-node Slurm for the tests
 
 # PG_BIN: the installed major's programs, put first in PATH. postgresql-common's
 # pg_config names the newest installed major (none yet: install_dependencies
@@ -31,7 +32,19 @@ install_dependencies() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages start their daemons (PostgreSQL's cluster, Slurm, munge)
+    # unless a policy says no: the tests start their own.
+    local policy=/usr/sbin/policy-rc.d added=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+      as_root chmod 755 "$policy"
+      added=1
+    fi
+    local status=0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      status=$?
+    [ -z "$added" ] || as_root rm -f "$policy"
+    [ "$status" = 0 ] || return "$status"
   fi
   use_installed_postgresql
   echo "== PostgreSQL $("$PG_BIN/pg_config" --version | awk '{print $2}') ($PG_BIN)"

@@ -78,6 +78,7 @@ CREATE TABLE orch.process_type_tasks (
   retry_delay interval NOT NULL,
   retry_backoff float8 NOT NULL,
   depends_on  integer[] NOT NULL,  -- task_index values
+  slurm       jsonb,  -- "executor": "slurm": its options ({} for none); NULL: on this host (last: added in 0.2)
   PRIMARY KEY (type, version, task_index),
   FOREIGN KEY (type, version) REFERENCES orch.process_type_versions (type, version) ON DELETE CASCADE
 );
@@ -204,7 +205,8 @@ CREATE TABLE orch.tasks (
   output_truncated boolean NOT NULL DEFAULT false,
   output_data  jsonb,  -- its output: what a command wrote to $ORCH_OUTPUT, an sql task's rows
   error_message text,
-  execution_name text,  -- the executor's name for the attempt: a pid, "POST http://..." (last: added in 0.2)
+  execution_name text,  -- the executor's name for the attempt: a pid, a Slurm job id, "POST http://..." (added in 0.2)
+  slurm        jsonb,  -- a Slurm job's options; NULL: on this host (added in 0.2)
   UNIQUE NULLS NOT DISTINCT (run_id, task_index, item_index)
 );
 -- The scheduler's claim: each owner's ready tasks in the order they became

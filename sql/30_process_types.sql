@@ -69,16 +69,17 @@ BEGIN
           EXISTS (SELECT 1 FROM jsonb_array_elements(normalized) AS t WHERE t -> 'fan_out' <> 'null'));
   INSERT INTO orch.process_type_tasks (type, version, owner, task_index, name, kind, command, has_placeholders,
                                        uses_outputs, fan_out, max_parallel, shell, sql, working_directory, env,
-                                       timeout, max_retries, retry_delay, retry_backoff, depends_on)
+                                       timeout, max_retries, retry_delay, retry_backoff, depends_on, slurm)
   SELECT result.name, result.version, result.owner, t.task_index, t.name, t.kind, t.command,
          coalesce(EXISTS (SELECT 1 FROM unnest(t.command) AS a WHERE strpos(a, '{{') > 0), false), t.uses_outputs,
          t.fan_out, t.max_parallel,
          t.shell, t.sql, t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
-         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on
+         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on, t.slurm
   FROM jsonb_to_recordset(normalized) AS t(task_index int, name text, kind text, command text[], shell text,
                                            sql text, working_directory text, env jsonb, timeout_ms bigint,
                                            max_retries int, retry_delay_ms bigint, retry_backoff float8,
-                                           depends_on int[], uses_outputs boolean, fan_out jsonb, max_parallel int);
+                                           depends_on int[], uses_outputs boolean, fan_out jsonb, max_parallel int,
+                                           slurm jsonb);
   PERFORM orch._log('type_defined', result.owner, NULL, NULL,
                     jsonb_build_object('type', name, 'version', result.version, 'runs_os_commands', os_commands));
   RETURN result;

@@ -127,13 +127,13 @@ BEGIN
   tasks AS (
     INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
                             sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                            depends_on, uses_outputs, fan_out, max_parallel, ready_at)
+                            depends_on, uses_outputs, fan_out, max_parallel, slurm, ready_at)
     SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
            CASE WHEN t.has_placeholders
                 THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL, t.kind)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel,
+           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel, t.slurm,
            CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN clock_timestamp() END
     FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
   logged AS (

@@ -45,7 +45,7 @@ $$;
 CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
                shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
-               outputs jsonb, item jsonb, item_index integer)
+               outputs jsonb, item jsonb, item_index integer, slurm jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -119,7 +119,7 @@ BEGIN
                         THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
             (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
             CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END,
-            t.item, t.item_index;
+            t.item, t.item_index, t.slurm;
 END
 $$;
 
@@ -361,13 +361,13 @@ BEGIN
             -- One set-based insert of every instance.
             INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command,
                                     shell, sql, working_directory, env, timeout, max_retries, retry_delay,
-                                    retry_backoff, depends_on, max_parallel, item_index, item, ready_at)
+                                    retry_backoff, depends_on, max_parallel, slurm, item_index, item, ready_at)
             SELECT t.run_id, t.process_id, t.owner, t.type, t.type_version, t.task_index, t.name, t.kind,
                    CASE WHEN t.kind IN ('command', 'http')
                         THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name, t.kind)
                    END,
                    t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay,
-                   t.retry_backoff, t.depends_on, t.max_parallel, (e.n - 1)::integer, e.item, clock_timestamp()
+                   t.retry_backoff, t.depends_on, t.max_parallel, t.slurm, (e.n - 1)::integer, e.item, clock_timestamp()
             FROM orch.tasks t CROSS JOIN jsonb_array_elements(items) WITH ORDINALITY AS e(item, n)
             WHERE t.id = task.id;
           END IF;
@@ -541,12 +541,15 @@ END
 $$;
 
 -- Tasks a previous scheduler left DISPATCHED or RUNNING (it crashed or the
--- server stopped): the caller kills their process groups and finishes them.
+-- server stopped): the caller kills their process groups and finishes them,
+-- or watches again the Slurm jobs that were running (slurm_job: the job id;
+-- timeout_left_ms: what is left of its timeout, NULL for none).
 CREATE FUNCTION orch._orphaned_tasks()
-RETURNS TABLE (id bigint, pid integer)
+RETURNS TABLE (id bigint, pid integer, slurm_job text, attempt integer, timeout_left_ms bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT t.id, t.pid
+  SELECT t.id, t.pid, CASE WHEN t.slurm IS NOT NULL AND t.status = 'RUNNING' THEN t.execution_name END, t.attempt,
+         (extract(epoch FROM t.timeout - (clock_timestamp() - t.started_at)) * 1000)::bigint
   FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL ORDER BY t.id
 $$;
 

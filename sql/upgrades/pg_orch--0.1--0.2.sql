@@ -43,7 +43,8 @@ ALTER DOMAIN orch.task_kind DROP CONSTRAINT task_kind_check;
 ALTER DOMAIN orch.task_kind ADD CONSTRAINT task_kind_check CHECK (VALUE IN ('command', 'shell', 'sql', 'http'));
 ALTER TABLE orch.process_type_tasks DROP CONSTRAINT process_type_tasks_kind_check,
   ADD CONSTRAINT process_type_tasks_kind_check CHECK (kind IN ('command', 'shell', 'sql', 'http'));
-ALTER TABLE orch.tasks ADD COLUMN execution_name text;
+ALTER TABLE orch.process_type_tasks ADD COLUMN slurm jsonb;
+ALTER TABLE orch.tasks ADD COLUMN execution_name text, ADD COLUMN slurm jsonb;
 
 -- 20_c_functions.sql: substitution takes the task's kind (an http request
 -- encodes what it substitutes), and orch._http_host.
@@ -146,16 +147,17 @@ BEGIN
           EXISTS (SELECT 1 FROM jsonb_array_elements(normalized) AS t WHERE t -> 'fan_out' <> 'null'));
   INSERT INTO orch.process_type_tasks (type, version, owner, task_index, name, kind, command, has_placeholders,
                                        uses_outputs, fan_out, max_parallel, shell, sql, working_directory, env,
-                                       timeout, max_retries, retry_delay, retry_backoff, depends_on)
+                                       timeout, max_retries, retry_delay, retry_backoff, depends_on, slurm)
   SELECT result.name, result.version, result.owner, t.task_index, t.name, t.kind, t.command,
          coalesce(EXISTS (SELECT 1 FROM unnest(t.command) AS a WHERE strpos(a, '{{') > 0), false), t.uses_outputs,
          t.fan_out, t.max_parallel,
          t.shell, t.sql, t.working_directory, coalesce(t.env, '{}'), t.timeout_ms * interval '1 millisecond',
-         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on
+         t.max_retries, t.retry_delay_ms * interval '1 millisecond', t.retry_backoff, t.depends_on, t.slurm
   FROM jsonb_to_recordset(normalized) AS t(task_index int, name text, kind text, command text[], shell text,
                                            sql text, working_directory text, env jsonb, timeout_ms bigint,
                                            max_retries int, retry_delay_ms bigint, retry_backoff float8,
-                                           depends_on int[], uses_outputs boolean, fan_out jsonb, max_parallel int);
+                                           depends_on int[], uses_outputs boolean, fan_out jsonb, max_parallel int,
+                                           slurm jsonb);
   PERFORM orch._log('type_defined', result.owner, NULL, NULL,
                     jsonb_build_object('type', name, 'version', result.version, 'runs_os_commands', os_commands));
   RETURN result;
@@ -200,13 +202,13 @@ BEGIN
   tasks AS (
     INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
                             sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                            depends_on, uses_outputs, fan_out, max_parallel, ready_at)
+                            depends_on, uses_outputs, fan_out, max_parallel, slurm, ready_at)
     SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
            CASE WHEN t.has_placeholders
                 THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL, t.kind)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel,
+           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel, t.slurm,
            CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN clock_timestamp() END
     FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
   logged AS (
@@ -276,17 +278,20 @@ BEGIN
 END
 $$;
 
--- 70_scheduler.sql: http tasks are claimed, started and finished.
+-- 70_scheduler.sql: http and Slurm tasks are claimed, started and finished;
+-- running Slurm jobs are adopted after a restart.
+DROP FUNCTION orch._claim_tasks(integer, integer);
+DROP FUNCTION orch._orphaned_tasks();
 -- Marks up to max_count ready tasks DISPATCHED and returns what to launch.
 -- Fair share: owners take turns (every owner's k-th running task comes
 -- before anyone's k+1-th, then in the order they became ready), no owner
 -- has more than per_owner running at once, and no type version more than
 -- its max_concurrent. One index probe per owner with ready tasks, not a
 -- scan of them.
-CREATE OR REPLACE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
+CREATE FUNCTION orch._claim_tasks(max_count integer, per_owner integer)
 RETURNS TABLE (id bigint, run_id bigint, process_id text, name text, kind text, command text[],
                shell text, working_directory text, env jsonb, input_data jsonb, timeout_ms bigint, attempt integer,
-               outputs jsonb, item jsonb, item_index integer)
+               outputs jsonb, item jsonb, item_index integer, slurm jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -360,8 +365,21 @@ BEGIN
                         THEN (SELECT r.input_data FROM orch.runs r WHERE r.id = t.run_id) END,
             (extract(epoch FROM t.timeout) * 1000)::bigint, t.attempt,
             CASE WHEN t.kind = 'shell' AND cardinality(t.depends_on) > 0 THEN orch._ancestor_outputs(t.id) END,
-            t.item, t.item_index;
+            t.item, t.item_index, t.slurm;
 END
+$$;
+
+-- Tasks a previous scheduler left DISPATCHED or RUNNING (it crashed or the
+-- server stopped): the caller kills their process groups and finishes them,
+-- or watches again the Slurm jobs that were running (slurm_job: the job id;
+-- timeout_left_ms: what is left of its timeout, NULL for none).
+CREATE FUNCTION orch._orphaned_tasks()
+RETURNS TABLE (id bigint, pid integer, slurm_job text, attempt integer, timeout_left_ms bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT t.id, t.pid, CASE WHEN t.slurm IS NOT NULL AND t.status = 'RUNNING' THEN t.execution_name END, t.attempt,
+         (extract(epoch FROM t.timeout - (clock_timestamp() - t.started_at)) * 1000)::bigint
+  FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL ORDER BY t.id
 $$;
 
 -- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
@@ -481,13 +499,13 @@ BEGIN
             -- One set-based insert of every instance.
             INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command,
                                     shell, sql, working_directory, env, timeout, max_retries, retry_delay,
-                                    retry_backoff, depends_on, max_parallel, item_index, item, ready_at)
+                                    retry_backoff, depends_on, max_parallel, slurm, item_index, item, ready_at)
             SELECT t.run_id, t.process_id, t.owner, t.type, t.type_version, t.task_index, t.name, t.kind,
                    CASE WHEN t.kind IN ('command', 'http')
                         THEN orch._substitute_item(new_command, e.item, (e.n - 1)::integer, t.name, t.kind)
                    END,
                    t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay,
-                   t.retry_backoff, t.depends_on, t.max_parallel, (e.n - 1)::integer, e.item, clock_timestamp()
+                   t.retry_backoff, t.depends_on, t.max_parallel, t.slurm, (e.n - 1)::integer, e.item, clock_timestamp()
             FROM orch.tasks t CROSS JOIN jsonb_array_elements(items) WITH ORDINALITY AS e(item, n)
             WHERE t.id = task.id;
           END IF;

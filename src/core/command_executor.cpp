@@ -39,7 +39,7 @@ std::vector<std::string> command_environment(const TaskLaunch &task, const std::
     env.push_back("ORCH_ITEM_INDEX=" + std::to_string(task.item_index));
   }
   env.push_back("ORCH_OUTPUT=" + output_file);
-  env.push_back(marker);
+  if (!marker.empty()) env.push_back(marker);
   return env;
 }
 
@@ -109,25 +109,24 @@ std::vector<AttemptEnd> CommandExecutor::poll(SteadyTime now) {
     end.output = std::move(child.output);
     end.output_truncated = child.output_truncated;
     end.error = std::move(child.error);
-    collect_output(end);
+    if (auto found = output_files_.find(end.id); found != output_files_.end()) {
+      collect_output_file(found->second, max_output_data_, end);
+      output_files_.erase(found);
+    }
     ended.push_back(std::move(end));
   }
   return ended;
 }
 
-void CommandExecutor::collect_output(AttemptEnd &end) {
-  auto found = output_files_.find(end.id);
-  if (found == output_files_.end()) return;
-  std::string path = std::move(found->second);
-  output_files_.erase(found);
+void collect_output_file(const std::string &path, std::size_t max_output_data, AttemptEnd &end) {
   std::string text;
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
     // One byte more than allowed tells "too large" without reading it all.
     char buffer[64 * 1024];
     ssize_t n;
-    while (text.size() <= max_output_data_ &&
-           (n = ::read(fd, buffer, std::min(sizeof buffer, max_output_data_ + 1 - text.size()))) != 0) {
+    while (text.size() <= max_output_data &&
+           (n = ::read(fd, buffer, std::min(sizeof buffer, max_output_data + 1 - text.size()))) != 0) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) break;
       text.append(buffer, static_cast<std::size_t>(n));
@@ -136,7 +135,7 @@ void CommandExecutor::collect_output(AttemptEnd &end) {
   }
   ::unlink(path.c_str());
   if (end.ending != Ending::Exited) return;  // a failed attempt's output is not its output
-  if (std::optional<std::string> problem = output_problem(text, max_output_data_))
+  if (std::optional<std::string> problem = output_problem(text, max_output_data))
     end.output_error = *problem;
   else if (text.find_first_not_of(" \t\r\n") != std::string::npos)
     end.output_data = std::move(text);

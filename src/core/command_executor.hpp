@@ -22,10 +22,15 @@ namespace orch {
 // ORCH_INPUT_*, then what identifies it (ORCH_PROCESS_ID, ORCH_RUN_ID,
 // ORCH_TASK_ID, ORCH_TASK_NAME, ORCH_ATTEMPT), ORCH_OUTPUTS for a shell task
 // with ancestors, ORCH_ITEM and ORCH_ITEM_INDEX for a fan-out instance,
-// ORCH_OUTPUT=output_file and `marker`. Throws InvalidInput
+// ORCH_OUTPUT=output_file and `marker` (unless empty). Throws InvalidInput
 // for input that cannot be variables.
 std::vector<std::string> command_environment(const TaskLaunch &task, const std::string &marker,
                                              const std::string &output_file);
+
+// Reads and removes an attempt's $ORCH_OUTPUT file: when the attempt exited,
+// its content becomes end.output_data (or end.output_error says why it
+// cannot). A missing file is no output.
+void collect_output_file(const std::string &path, std::size_t max_output_data, AttemptEnd &end);
 
 class CommandExecutor final : public Executor {
  public:
@@ -55,9 +60,6 @@ class CommandExecutor final : public Executor {
   void abandon_all() noexcept override { children_.kill_all(); }
 
  private:
-  // Reads and removes an attempt's output file into `end`.
-  void collect_output(AttemptEnd &end);
-
   const std::string marker_;
   const std::string output_directory_;
   std::chrono::milliseconds kill_grace_{5000};

@@ -1,7 +1,7 @@
 // One interface for whatever runs task attempts: commands and shell scripts
 // on this host (CommandExecutor), sql tasks in background workers
-// (src/pg/sql_task_executor.hpp), http requests (HttpExecutor), and later
-// Slurm jobs.
+// (src/pg/sql_task_executor.hpp), http requests (HttpExecutor) and Slurm
+// jobs (SlurmExecutor).
 // The scheduler claims a task, hands it to the executor of its kind, and
 // from then on only polls: nothing here blocks. It sleeps until one of the
 // executors' descriptors is readable, their next deadline passes, or its
@@ -37,6 +37,7 @@ struct TaskLaunch {
   std::string input_json;  // the run's input (commands get it as ORCH_INPUT_*)
   std::string outputs_json;  // a shell task's ancestors' outputs (ORCH_OUTPUTS); "" for none
   std::string item_json;     // a fan-out instance's item (ORCH_ITEM); "" for other tasks
+  std::string slurm_json;    // a Slurm job's options ({"partition", ...}); "" to run on this host
   int item_index = -1;       // ... and its index (ORCH_ITEM_INDEX); -1 for other tasks
   std::chrono::milliseconds timeout{0};  // 0: none
   int attempt = 1;
@@ -57,6 +58,7 @@ struct AttemptEnd {
 enum class LaunchStatus {
   Running,         // started; the scheduler records it RUNNING with `pid`
   RecordsItself,   // started; it records RUNNING itself (an sql task's worker)
+  Submitted,       // on its way; the executor's started() says when it runs, and under which name
   NoSlot,          // nothing was started: claim the task again later
   Failed,          // nothing was started; poll() reports why
 };
@@ -65,6 +67,13 @@ struct Launch {
   LaunchStatus status = LaunchStatus::Failed;
   int pid = 0;  // 0: none (an http request)
   std::string execution_name;  // the executor's name for the attempt (a pid, "POST http://...")
+};
+
+// An attempt that began running since the last started(), with the
+// executor's name for it (a Slurm job id).
+struct Started {
+  std::uint64_t id = 0;
+  std::string execution_name;
 };
 
 // A descriptor to wait on: until it is readable, or writable too.
@@ -82,6 +91,8 @@ class Executor {
   virtual void stop(std::uint64_t id, SteadyTime now) = 0;
   // Applies deadlines, collects output, returns the attempts that ended.
   virtual std::vector<AttemptEnd> poll(SteadyTime now) = 0;
+  // Attempts launched as Submitted that have begun (found by poll()).
+  virtual std::vector<Started> started() { return {}; }
   virtual std::optional<SteadyTime> next_deadline() const = 0;
   virtual std::vector<Watch> descriptors() const = 0;
   virtual std::size_t running() const = 0;  // launched, not yet returned by poll()

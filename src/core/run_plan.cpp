@@ -37,6 +37,7 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
       {"uses_outputs", false},
       {"fan_out", nullptr},
       {"max_parallel", nullptr},
+      {"slurm", task.slurm_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(task.slurm_json)},
   };
   if (task.fan_out) {
     if (task.fan_out->count >= 0)

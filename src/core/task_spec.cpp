@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/fan_out.hpp"
 #include "core/http_request.hpp"
+#include "core/slurm_job.hpp"
 #include "core/outputs.hpp"
 #include "core/placeholders.hpp"
 #include "core/interval.hpp"
@@ -47,7 +48,8 @@ const std::set<std::string> &known_keys() {
   static const std::set<std::string> keys = {"name",        "command",       "shell",      "sql",
                                              "working_directory", "env",     "timeout",    "max_retries",
                                              "retry_delay", "retry_backoff", "depends_on", "for_each",
-                                             "count",       "max_parallel",  "http",       "expect_status"};
+                                             "count",       "max_parallel",  "http",       "expect_status",
+                                             "executor",    "slurm"};
   return keys;
 }
 
@@ -81,6 +83,7 @@ class TaskParser {
           fail("\"" + std::string(key) + "\" is only for command and shell tasks, not " + task_kind_name(spec.kind) +
                " tasks");
     if (field("expect_status") && spec.kind != TaskKind::Http) fail("\"expect_status\" is only for http tasks");
+    parse_executor(spec);
     if (const json *v = field("working_directory")) {
       if (!v->is_string()) fail("\"working_directory\" must be a string");
       spec.working_directory = v->get<std::string>();
@@ -210,6 +213,25 @@ class TaskParser {
           if (is_item_key(key)) fail("placeholder {{" + key + "}} is only for tasks with \"for_each\" or \"count\"");
           return std::nullopt;
         });
+  }
+
+  // "executor": "local" (the default) or "slurm" (command and shell tasks),
+  // with "slurm": {...} options.
+  void parse_executor(TaskSpec &spec) const {
+    const json *executor = field("executor");
+    if (executor && (!executor->is_string() || (*executor != "local" && *executor != "slurm")))
+      fail("\"executor\" must be \"local\" or \"slurm\"");
+    bool slurm = executor && *executor == "slurm";
+    if (slurm && spec.kind != TaskKind::Command && spec.kind != TaskKind::Shell)
+      fail("\"executor\": \"slurm\" is only for command and shell tasks");
+    const json *options = field("slurm");
+    if (options && !slurm) fail("\"slurm\" is only for tasks with \"executor\": \"slurm\"");
+    if (!slurm) return;
+    try {
+      spec.slurm_json = options ? parse_slurm_options(*options).dump() : "{}";
+    } catch (const InvalidInput &e) {
+      fail(e.what());
+    }
   }
 
   // The key of `text` when it is exactly one {{key}} placeholder, else "".

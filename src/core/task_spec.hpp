@@ -46,6 +46,7 @@ struct TaskSpec {
   std::vector<std::size_t> depends_on;  // indexes into ProcessTypeSpec::tasks
   std::optional<FanOut> fan_out;
   int max_parallel = 0;  // most instances running at once; 0: no limit
+  std::string slurm_json;  // "executor": "slurm": its "slurm" options as JSON ("{}" by default); "": this host
 };
 
 struct ProcessTypeSpec {
@@ -57,7 +58,7 @@ struct ProcessTypeSpec {
 
 // Parses and validates a JSON array of task objects (see README "Task
 // specs"). Keys: name, command | shell | sql | http (with expect_status),
-// working_directory, env,
+// executor (with slurm), working_directory, env,
 // timeout, max_retries, retry_delay, retry_backoff, depends_on, for_each |
 // count, max_parallel; a null value
 // counts as absent. When no task has "depends_on", each task depends on the

@@ -10,6 +10,7 @@
 #include "core/deadlines.hpp"
 #include "core/http_executor.hpp"
 #include "core/orphaned_group.hpp"
+#include "core/slurm_executor.hpp"
 #include "core/task_records.hpp"
 #include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
@@ -68,6 +69,16 @@ std::string output_directory() {
   return pg_call([] { return std::string(DataDir) + "/pg_orch_outputs_" + std::to_string(MyDatabaseId); });
 }
 
+// Where Slurm jobs' scripts and output files go: orch.slurm_directory (which
+// the compute nodes must share) or the data directory, one directory per
+// database.
+std::string slurm_directory() {
+  return pg_call([] {
+    std::string base = settings.slurm_directory[0] != '\0' ? settings.slurm_directory : DataDir;
+    return base + "/pg_orch_slurm_" + std::to_string(MyDatabaseId);
+  });
+}
+
 // A row of orch._claim_tasks.
 TaskLaunch task_launch_of(const Row &row) {
   TaskLaunch task;
@@ -87,6 +98,7 @@ TaskLaunch task_launch_of(const Row &row) {
   task.outputs_json = row.jsonb_text("outputs");
   task.item_json = row.jsonb_text("item");
   task.item_index = row.int4("item_index").value_or(-1);
+  task.slurm_json = row.jsonb_text("slurm");
   return task;
 }
 
@@ -132,8 +144,15 @@ class Scheduler {
     commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output),
                          static_cast<std::size_t>(settings.max_output_data));
     http_.set_limits(static_cast<std::size_t>(settings.max_output), static_cast<std::size_t>(settings.max_output_data));
-    for (Executor *executor : executors_)
+    slurm_.set_limits(static_cast<std::size_t>(settings.max_output), static_cast<std::size_t>(settings.max_output_data),
+                      milliseconds(settings.slurm_unreachable_timeout_ms), slurm_directory());
+    for (Executor *executor : executors_) {
       for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
+      for (const Started &started : executor->started()) {
+        started_.push_back(started_record(started.id, 0, started.execution_name));
+        deadlines_.set_if_unset(Due::RecordStarted, clock_.now() + kStartedDelay);
+      }
+    }
 
     // A session committed new work: look at schedules, not only at ready tasks.
     if (std::uint32_t wakes = wake_generation(); wakes != wake_generation_seen_) {
@@ -216,6 +235,7 @@ class Scheduler {
     return count;
   }
   Executor &executor_for(const TaskLaunch &task) {
+    if (!task.slurm_json.empty()) return slurm_;
     if (task.kind == "sql") return sql_tasks_;
     if (task.kind == "http") return http_;
     return commands_;
@@ -299,6 +319,7 @@ class Scheduler {
           launched_.insert(task.id);
           break;
         case LaunchStatus::RecordsItself:
+        case LaunchStatus::Submitted:  // the executor's started() names it
         case LaunchStatus::Failed:  // the executor's next poll() reports it
           launched_.insert(task.id);
           break;
@@ -391,13 +412,27 @@ class Scheduler {
 
   // Tasks a previous scheduler left DISPATCHED or RUNNING: it crashed or the
   // server stopped under it. Their process groups are killed, then each is
-  // retried if attempts remain or failed, saying why.
+  // retried if attempts remain or failed, saying why. A running Slurm job is
+  // watched again instead.
   void recover_orphans() {
     kill_marked_processes(marker_);
     in_transaction([&] {
       Json finished = Json::array();
       for_each_row("SELECT * FROM orch._orphaned_tasks()", {}, [&](const Row &row) {
         std::int64_t id = row.int8("id");
+        std::string slurm_job = row.text("slurm_job");
+        if (!slurm_job.empty()) {
+          std::optional<std::int64_t> left = row.int8_or_null("timeout_left_ms");
+          std::optional<SteadyTime> deadline;
+          if (left) deadline = clock_.now() + milliseconds(std::max<std::int64_t>(0, *left));
+          slurm_.set_limits(static_cast<std::size_t>(settings.max_output),
+                            static_cast<std::size_t>(settings.max_output_data),
+                            milliseconds(settings.slurm_unreachable_timeout_ms), slurm_directory());
+          slurm_.adopt(static_cast<std::uint64_t>(id), row.int4("attempt").value_or(1), slurm_job, deadline,
+                       clock_.now());
+          launched_.insert(static_cast<std::uint64_t>(id));
+          return;
+        }
         if (std::optional<std::int32_t> pid = row.int4("pid"))
           kill_orphaned_group(*pid, "ORCH_TASK_ID=" + std::to_string(id));
         finished.push_back(finished_record(static_cast<std::uint64_t>(id), Ending::Signaled, std::nullopt, "", false,
@@ -435,7 +470,8 @@ class Scheduler {
   CommandExecutor commands_{marker_, output_directory()};
   SqlTaskExecutor sql_tasks_;
   HttpExecutor http_;
-  const std::vector<Executor *> executors_{&commands_, &sql_tasks_, &http_};
+  SlurmExecutor slurm_;
+  const std::vector<Executor *> executors_{&commands_, &sql_tasks_, &http_, &slurm_};
   Deadlines deadlines_;
   std::set<std::uint64_t> launched_;  // handed to an executor, end not yet recorded
   Json started_ = Json::array();      // launched commands; RUNNING not yet recorded

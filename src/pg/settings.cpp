@@ -49,9 +49,9 @@ bool check_host_list(char **newval, void **, GucSource) {
   return valid;
 }
 
-bool check_archive_directory(char **newval, void **, GucSource) {
+bool check_absolute_directory(char **newval, void **, GucSource) {
   if (*newval == nullptr || (*newval)[0] == '\0' || (*newval)[0] == '/') return true;
-  GUC_check_errdetail("Give an absolute path, or nothing to keep no archive.");
+  GUC_check_errdetail("Give an absolute path, or nothing.");
   return false;
 }
 
@@ -117,6 +117,15 @@ void define_settings() {
   DefineCustomStringVariable("orch.http_allowed_hosts", "Hosts that http tasks of ordinary users may call.",
                              "Other hosts need the privilege of command tasks.", &settings.http_allowed_hosts, "",
                              PGC_SUSET, GUC_LIST_INPUT, check_host_list, nullptr, nullptr);
+  // The server's OS user writes job scripts there: only a superuser may choose where.
+  DefineCustomStringVariable("orch.slurm_directory",
+                             "Directory for Slurm jobs' scripts and output files, shared with the compute nodes.",
+                             "Empty: the data directory (a single-host Slurm).", &settings.slurm_directory, "",
+                             PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_absolute_directory, nullptr, nullptr);
+  DefineCustomIntVariable("orch.slurm_unreachable_timeout",
+                          "How long a Slurm controller may stay unreachable before a job's attempt fails.", nullptr,
+                          &settings.slurm_unreachable_timeout_ms, 60000, 1000, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
   DefineCustomIntVariable("orch.history_retention", "Finished runs older than this are pruned with their tasks.",
                           "Each process's latest run is kept. 0 keeps all.", &settings.history_retention_s,
                           30 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
@@ -127,7 +136,7 @@ void define_settings() {
   DefineCustomStringVariable("orch.archive_directory",
                              "Directory where pruned rows are first written (gzip-compressed JSON lines).",
                              "Empty: pruned rows are not archived.", &settings.archive_directory, "", PGC_SIGHUP,
-                             GUC_SUPERUSER_ONLY, check_archive_directory, nullptr, nullptr);
+                             GUC_SUPERUSER_ONLY, check_absolute_directory, nullptr, nullptr);
   MarkGUCPrefixReserved("orch");
 }
 

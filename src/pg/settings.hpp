@@ -18,6 +18,8 @@ struct Settings {
   char *jwt_roles;           // roles whose JWT claims are honoured (identity.hpp)
   char *jwt_authenticators;  // ... when the session user is one of these
   char *http_allowed_hosts;  // hosts ordinary users' http tasks may call (read in SQL)
+  char *slurm_directory;     // Slurm jobs' scripts and outputs (shared with the nodes); empty: the data directory
+  int slurm_unreachable_timeout_ms;  // a Slurm controller unreachable this long fails the attempt
   int history_retention_s;   // finished runs older than this are pruned; 0: kept
   int events_retention_s;    // events older than this are pruned; 0: kept
   char *archive_directory;   // pruned rows are written here first; empty: not archived
