@@ -74,8 +74,6 @@ void SlurmExecutor::set_limits(std::size_t max_output, std::size_t max_output_da
   max_output_ = max_output;
   max_output_data_ = max_output_data;
   unreachable_timeout_ = unreachable_timeout;
-  if (directory != directory_ && ::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::runtime_error("could not create " + quote(directory) + ": " + std::strerror(errno));
   directory_ = directory;
 }
 
@@ -102,6 +100,8 @@ Launch SlurmExecutor::launch(const TaskLaunch &task, SteadyTime now) {
   std::string output_data_file = file(task.id, task.attempt, ".output");
   try {
     nlohmann::json options = nlohmann::json::parse(task.slurm_json);
+    if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST)
+      throw std::runtime_error("could not create " + quote(directory_) + ": " + std::strerror(errno));
     std::vector<std::string> argv =
         task.kind == "shell" ? std::vector<std::string>{"/bin/sh", "-c", task.shell} : task.command;
     write_file(output_data_file, "", 0600);

@@ -34,7 +34,7 @@ class SlurmExecutor final : public Executor {
   SlurmExecutor &operator=(const SlurmExecutor &) = delete;
 
   // Apply to later launches and checks (settings may change on reload).
-  // `directory` is created (mode 0700) when missing.
+  // `directory` is created (mode 0700) by the first launch that needs it.
   void set_limits(std::size_t max_output, std::size_t max_output_data, std::chrono::milliseconds unreachable_timeout,
                   const std::string &directory);
 

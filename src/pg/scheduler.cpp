@@ -125,6 +125,7 @@ class Scheduler {
     }
     // Runs stopped before now have no command here: recovery handles them.
     stop_generation_seen_ = stop_generation();
+    apply_settings();
     recover_orphans();
     deadlines_.set(Due::Prune, clock_.now());  // (this also adds the months' partitions of orch.events)
     while (!ShutdownRequestPending) {
@@ -141,11 +142,7 @@ class Scheduler {
   // what is ready, then sleep until the next event.
   void iterate() {
     reload_config();
-    commands_.set_limits(milliseconds(settings.kill_grace_ms), static_cast<std::size_t>(settings.max_output),
-                         static_cast<std::size_t>(settings.max_output_data));
-    http_.set_limits(static_cast<std::size_t>(settings.max_output), static_cast<std::size_t>(settings.max_output_data));
-    slurm_.set_limits(static_cast<std::size_t>(settings.max_output), static_cast<std::size_t>(settings.max_output_data),
-                      milliseconds(settings.slurm_unreachable_timeout_ms), slurm_directory());
+    apply_settings();
     for (Executor *executor : executors_) {
       for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
       for (const Started &started : executor->started()) {
@@ -198,6 +195,16 @@ class Scheduler {
       start_pruner_when_due();
       wait_for_event();
     }
+  }
+
+  // The executors take the settings at each turn: a reload may change them.
+  void apply_settings() {
+    auto max_output = static_cast<std::size_t>(settings.max_output);
+    auto max_output_data = static_cast<std::size_t>(settings.max_output_data);
+    commands_.set_limits(milliseconds(settings.kill_grace_ms), max_output, max_output_data);
+    http_.set_limits(max_output, max_output_data);
+    slurm_.set_limits(max_output, max_output_data, milliseconds(settings.slurm_unreachable_timeout_ms),
+                      slurm_directory());
   }
 
   // kPruneInterval, or the shortest retention if that is shorter (a
@@ -425,9 +432,6 @@ class Scheduler {
           std::optional<std::int64_t> left = row.int8_or_null("timeout_left_ms");
           std::optional<SteadyTime> deadline;
           if (left) deadline = clock_.now() + milliseconds(std::max<std::int64_t>(0, *left));
-          slurm_.set_limits(static_cast<std::size_t>(settings.max_output),
-                            static_cast<std::size_t>(settings.max_output_data),
-                            milliseconds(settings.slurm_unreachable_timeout_ms), slurm_directory());
           slurm_.adopt(static_cast<std::uint64_t>(id), row.int4("attempt").value_or(1), slurm_job, deadline,
                        clock_.now());
           launched_.insert(static_cast<std::uint64_t>(id));
