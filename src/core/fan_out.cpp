@@ -89,9 +89,7 @@ std::vector<std::string> substitute_item(const std::vector<std::string> &argv, c
           start = dot + 1;
         }
       }
-      std::string rendered = render_value(*value);
-      if (rendered.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return encode ? encode(i, rendered) : rendered;
+      return inserted_value(prefix, render_value(*value), i, encode, false);
     }));
   return out;
 }

@@ -9,6 +9,8 @@
 
 #include "core/error.hpp"
 #include "core/http_request.hpp"
+#include "core/output_text.hpp"
+#include "core/placeholders.hpp"
 
 namespace orch {
 
@@ -29,6 +31,35 @@ std::string trim(const std::string &text) {
   std::size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string::npos) return "";
   return text.substr(start, text.find_last_not_of(" \t\r\n") - start + 1);
+}
+
+// The body as JSON, if it is JSON no deeper than input may be (deeper JSON
+// would exhaust the stack when it is written out).
+std::optional<json> json_body(const std::string &body) {
+  try {
+    return json::parse(body, [](int depth, json::parse_event_t, json &) {
+      if (depth > kMaxInputDepth) throw InvalidInput("nested too deeply");
+      return true;
+    });
+  } catch (const std::exception &) {
+    return std::nullopt;
+  }
+}
+
+// Strings as a jsonb column can hold them: no NUL, valid UTF-8.
+void make_storable(json &value) {
+  if (value.is_string()) {
+    value = to_database_text(value.get_ref<const std::string &>());
+  } else if (value.is_array()) {
+    for (json &element : value) make_storable(element);
+  } else if (value.is_object()) {
+    json storable = json::object();
+    for (auto &item : value.items()) {
+      make_storable(item.value());
+      storable[to_database_text(item.key())] = std::move(item.value());
+    }
+    value = std::move(storable);
+  }
 }
 
 std::string seconds_text(std::chrono::milliseconds ms) {
@@ -83,7 +114,8 @@ struct HttpExecutor::Request {
     } else if (std::size_t colon = line.find(':'); colon != std::string::npos &&
                                                    request->response_headers.size() < kMaxHeaders &&
                                                    line.size() <= kMaxHeaderBytes) {
-      request->response_headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+      request->response_headers[to_database_text(lower(trim(line.substr(0, colon))))] =
+          to_database_text(trim(line.substr(colon + 1)));
     }
     return size * count;
   }
@@ -109,8 +141,9 @@ struct HttpExecutor::Request {
     json output = {{"status", status}, {"headers", response_headers}, {"body", nullptr}};
     if (body_bytes <= max_output_data) {
       std::string type = response_headers.value("content-type", "");
-      json parsed = type.find("json") != std::string::npos ? json::parse(body_head, nullptr, false) : json();
-      output["body"] = parsed.is_discarded() || parsed.is_null() ? json(body_head) : parsed;
+      std::optional<json> parsed = type.find("json") != std::string::npos ? json_body(body_head) : std::nullopt;
+      output["body"] = parsed && !parsed->is_null() ? std::move(*parsed) : json(body_head);
+      make_storable(output["body"]);
     }
     std::string text = output.dump(-1, ' ', false, json::error_handler_t::replace);
     if (text.size() > max_output_data) {  // the body did not fit beside the headers
@@ -186,12 +219,16 @@ Launch HttpExecutor::launch(const TaskLaunch &task, SteadyTime) {
   } catch (const InvalidInput &) {
     return refuse(Ending::Rejected, "not an http request");
   }
+  if (has_dot_segment(request->request.url))
+    return refuse(Ending::Rejected, "a value put a \".\" or \"..\" segment into the url's path");
   const HttpRequest &http = request->request;
   CURL *easy = request->easy = curl_easy_init();
   if (easy == nullptr) return refuse(Ending::Failed, "libcurl could not make a request handle");
   curl_easy_setopt(easy, CURLOPT_URL, http.url.c_str());
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);  // sent as checked and recorded
+  curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);  // never wait for a slow name lookup's thread
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "pg_orch");
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, request->error);

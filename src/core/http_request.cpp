@@ -130,6 +130,7 @@ HttpRequest parse_http_request(const json &http, const json *expect_status) {
     if (c <= 0x20 || c >= 0x7f)
       throw InvalidInput("\"url\" must not contain spaces, control or non-ASCII characters (percent-encode them)");
   }
+  if (has_dot_segment(request.url)) throw InvalidInput("\"url\" must not have \".\" or \"..\" path segments");
   auto headers = http.find("headers");
   if (headers != http.end() && !headers->is_null()) {
     if (!headers->is_object()) throw InvalidInput("\"http\": \"headers\" must be an object of strings");
@@ -211,11 +212,26 @@ std::string encode_http_value(const std::vector<std::string> &command, std::size
   if (index == kUrl) return percent_encode(value);
   if (index == kBody && command.size() > kBodyFormat && command[kBodyFormat] == "json") {
     std::string text = json(value).dump(-1, ' ', false, json::error_handler_t::replace);
-    return text.substr(1, text.size() - 2);
+    std::string escaped;
+    for (std::size_t i = 1; i + 1 < text.size(); ++i) escaped += text[i] == '{' ? std::string("\\u007b") : std::string(1, text[i]);
+    return escaped;
   }
   if (index >= kFirstHeader && has_line_break(value))
     throw InvalidInput("a value for header " + quote(command[index - 1]) + " must be one line");
   return value;
+}
+
+bool has_dot_segment(const std::string &url) {
+  std::size_t start = split_url(url).authority_end;
+  std::size_t end = std::min(url.find_first_of("?#", start), url.size());
+  for (std::size_t at = start; at < end;) {
+    std::size_t next = std::min(url.find('/', at + 1), end);
+    std::string segment = lower(url.substr(at + 1, next - at - 1));
+    for (std::size_t dot; (dot = segment.find("%2e")) != std::string::npos;) segment.replace(dot, 3, ".");
+    if (segment == "." || segment == "..") return true;
+    at = next;
+  }
+  return false;
 }
 
 bool status_expected(const HttpRequest &request, long status) {

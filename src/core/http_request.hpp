@@ -43,9 +43,15 @@ HttpRequest http_request_of(const std::vector<std::string> &command);
 std::string http_host(const std::string &url);
 
 // How a value substituted into element `index` of an http task's command is
-// written there: percent-encoded in the url, JSON-escaped in a JSON body,
+// written there: percent-encoded in the url, JSON-escaped in a JSON body
+// (with "{" as \u007b, so that no later step reads a placeholder in it),
 // refused in a header if it holds CR, LF or NUL (throws InvalidInput).
 std::string encode_http_value(const std::vector<std::string> &command, std::size_t index, const std::string &value);
+
+// Whether the url's path has a "." or ".." segment (also as %2E): a value
+// put there would climb out of the segment it was given. The definition
+// refuses them in the url as written, so at launch they come from values.
+bool has_dot_segment(const std::string &url);
 
 // Whether a response status completes the task.
 bool status_expected(const HttpRequest &request, long status);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/fan_out.hpp"
 #include "core/placeholders.hpp"
 
 namespace orch {
@@ -99,6 +100,7 @@ std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv
   json outputs = outputs_json.empty() ? json::object() : json::parse(outputs_json);
   std::vector<std::string> names;
   for (const auto &item : outputs.items()) names.push_back(item.key());
+  bool later = has_placeholder(argv, is_item_key);  // a fan-out's items come next
   std::vector<std::string> out;
   for (std::size_t i = 0; i < argv.size(); ++i)
     out.push_back(replace_placeholders(argv[i], [&](const std::string &key) -> std::optional<std::string> {
@@ -111,9 +113,7 @@ std::vector<std::string> substitute_outputs(const std::vector<std::string> &argv
         throw InvalidInput(prefix + " names no task it depends on");
       }
       const json *value = &referenced_output(outputs, reference, prefix);
-      std::string rendered = render_value(*value);
-      if (rendered.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return encode ? encode(i, rendered) : rendered;
+      return inserted_value(prefix, render_value(*value), i, encode, later);
     }));
   return out;
 }

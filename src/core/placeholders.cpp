@@ -72,10 +72,32 @@ std::string replace_placeholders(const std::string &arg,
   return result;
 }
 
+bool has_placeholder(const std::vector<std::string> &argv, const std::function<bool(const std::string &key)> &is) {
+  bool found = false;
+  for (const std::string &arg : argv)
+    (void)replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
+      found = found || is(key);
+      return std::nullopt;
+    });
+  return found;
+}
+
+std::string inserted_value(const std::string &prefix, const std::string &value, std::size_t index,
+                           const ValueEncoder &encode, bool later) {
+  if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
+  std::string text = encode ? encode(index, value) : value;
+  if (later && text.find("{{") != std::string::npos)
+    throw InvalidInput(prefix + " value contains \"{{\", which a later step would read as a placeholder");
+  return text;
+}
+
 std::vector<std::string> substitute_placeholders(const std::vector<std::string> &argv, const std::string &input_json,
                                                  const std::string &task_name, bool leave_items,
                                                  const ValueEncoder &encode) {
   json input = parse_input(input_json);
+  bool later = has_placeholder(argv, [&](const std::string &key) {
+    return is_output_key(key) || (leave_items && is_item_key(key));
+  });
   std::vector<std::string> out;
   out.reserve(argv.size());
   for (std::size_t i = 0; i < argv.size(); ++i)
@@ -84,9 +106,7 @@ std::vector<std::string> substitute_placeholders(const std::vector<std::string> 
       auto it = input.find(key);
       std::string prefix = "task " + quote(task_name) + ": placeholder {{" + key + "}}";
       if (it == input.end()) throw InvalidInput(prefix + " has no value in the input data");
-      std::string value = render_value(*it);
-      if (value.find('\0') != std::string::npos) throw InvalidInput(prefix + " value contains a NUL byte");
-      return encode ? encode(i, value) : value;
+      return inserted_value(prefix, render_value(*it), i, encode, later);
     }));
   return out;
 }

@@ -35,6 +35,17 @@ std::string render_value(const nlohmann::json &value);
 // not input data.
 bool is_output_key(const std::string &key);
 
+// Whether any element of argv has a {{key}} placeholder for which `is(key)`.
+bool has_placeholder(const std::vector<std::string> &argv, const std::function<bool(const std::string &key)> &is);
+
+// A value as it goes into element `index`: encoded, and refused
+// (InvalidInput, `prefix`: "task ...: placeholder {{key}}") when it holds a
+// NUL byte, or "{{" while placeholders are left for a later step (`later`),
+// which would read it as one of them: a value is filled in once, never
+// read as a template.
+std::string inserted_value(const std::string &prefix, const std::string &value, std::size_t index,
+                           const ValueEncoder &encode, bool later);
+
 // Replaces each {{key}} (other than output keys, left for when the task
 // becomes ready) with the value of that top-level key of input_json, within the
 // one element it appears in: an input value can never become a second

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/http_request.hpp"
 #include "core/interval.hpp"
 #include "core/retry_backoff.hpp"
 #include "core/task_spec.hpp"
@@ -48,7 +49,17 @@ void check_spec(const orch::ProcessTypeSpec &spec) {
       case orch::TaskKind::Sql:
         check(t.command.empty() && t.shell.empty() && !t.sql.empty(), "sql kind");
         break;
+      case orch::TaskKind::Http: {
+        check(t.shell.empty() && t.sql.empty() && t.env.empty() && t.working_directory.empty(), "http kind");
+        orch::HttpRequest request = orch::http_request_of(t.command);  // throws (and the fuzzer stops) if not
+        check(request.url.rfind("http://", 0) == 0 || request.url.rfind("https://", 0) == 0, "http scheme");
+        check(orch::http_host(request.url).find('{') == std::string::npos, "literal host");
+        check(!orch::has_dot_segment(request.url), "no dot segments");
+        break;
+      }
     }
+    check(t.slurm_json.empty() || t.kind == orch::TaskKind::Command || t.kind == orch::TaskKind::Shell,
+          "slurm only for commands");
     check(t.working_directory.empty() || t.working_directory[0] == '/', "absolute directory");
     for (const auto &[k, v] : t.env) check(k.rfind("ORCH_", 0) != 0, "ORCH_ reserved");
     check(t.timeout.count() >= 0 && t.timeout <= orch::kMaxInterval, "timeout range");
@@ -85,7 +96,9 @@ json random_value(FuzzedDataProvider &in, int depth);
 std::string random_string(FuzzedDataProvider &in) {
   static const std::string kPool[] = {"a",      "b",    "c",    "d",  "e", "5s", "1h30m",    "00:10:00",
                                       "-1 s",   "0",    "/tmp", "tmp", "ORCH_X", "PATH", "1X", "",
-                                      " ",      "select 1", "{{a}}", std::string("x\0y", 3)};
+                                      " ",      "select 1", "{{a}}", std::string("x\0y", 3),
+                                      "http://a.com/{{a}}", "https://[::1]:8080/x?y={{b}}", "http://{{a}}/",
+                                      "http://a@b/", "slurm", "local", "POST"};
   if (in.ConsumeBool()) return kPool[in.ConsumeIntegralInRange<std::size_t>(0, std::size(kPool) - 1)];
   return in.ConsumeRandomLengthString(24);
 }
@@ -120,7 +133,8 @@ json random_value(FuzzedDataProvider &in, int depth) {
 std::string structured(FuzzedDataProvider &in) {
   static const char *const kKeys[] = {"name",        "command",     "shell",         "sql",
                                       "working_directory", "env", "timeout",       "max_retries",
-                                      "retry_delay", "retry_backoff", "depends_on",  "comand"};
+                                      "retry_delay", "retry_backoff", "depends_on",  "comand",
+                                      "http",        "expect_status", "executor",    "slurm"};
   json tasks = json::array();
   for (int n = in.ConsumeIntegralInRange(1, 8); n > 0; --n) {
     json task = json::object();
@@ -134,6 +148,10 @@ std::string structured(FuzzedDataProvider &in) {
         for (int d = in.ConsumeIntegralInRange(0, 3); d > 0; --d)
           deps.push_back(std::string(1, static_cast<char>('a' + in.ConsumeIntegralInRange(0, 8))));
         task[key] = deps;
+      } else if (std::string(key) == "http" && in.ConsumeBool()) {
+        task.erase("sql");
+        task[key] = {{"url", random_string(in)}, {"headers", {{random_string(in), random_string(in)}}},
+                     {"body", random_value(in, 1)}};
       } else if (std::string(key) == "command" && in.ConsumeBool()) {
         task.erase("sql");
         task[key] = json::array({random_string(in), random_string(in)});

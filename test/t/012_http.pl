@@ -147,5 +147,25 @@ as_user(q{SELECT orch.create_process('phdr', 'hdr', '{"a": "1\r\nX-Admin: yes"}'
 like(refused(q{SELECT orch.start('phdr')}), qr/a value for header "X-A" must be one line/,
 	'a line break from input cannot add a header');
 
+# Red team: what a response or a value can do.
+my $scheduler = scheduler_pid($node);
+as_user(qq{SELECT orch.define_process_type('deep', \$j\$[{"name": "call", "http": {"url": "$base/deep"}}]\$j\$)});
+as_user(q{SELECT orch.create_process('pdeep', 'deep')});
+is(run_to_end('pdeep'), 'COMPLETED', 'a response nested 200,000 deep completes the task');
+is(task('pdeep', "jsonb_typeof(output_data -> 'body')"), 'string', 'its body kept as text');
+is(scheduler_pid($node), $scheduler, 'and the scheduler lives on');
+
+as_user(qq{SELECT orch.define_process_type('climb', \$j\$[{"name": "call", "http": {"url": "$base/echo/t/{{t}}/r"}}]\$j\$)});
+as_user(q{SELECT orch.create_process('pclimb', 'climb', '{"t": ".."}')});
+is(run_to_end('pclimb'), 'FAILED', 'a value of ".." in the path fails the task');
+is(task('pclimb', 'error_message'), 'a value put a "." or ".." segment into the url\'s path', 'saying why');
+is(hits('GET /echo/r'), 0, 'and nothing was sent');
+
+as_user(qq{SELECT orch.define_process_type('relay', \$j\$[{"name": "a", "http": {"url": "$base/echo/a"}},
+  {"name": "b", "http": {"url": "$base/echo/b", "headers": {"X-B": "{{h}}", "X-A": "{{tasks.a.output.status}}"}}}]\$j\$)});
+as_user(q{SELECT orch.create_process('prelay', 'relay', '{"h": "{{tasks.a.output}}"}')});
+like(refused(q{SELECT orch.start('prelay')}), qr/placeholder \{\{h\}\} value contains "\{\{", which a later step would read as a placeholder/,
+	'a value is never read as a template by a later step');
+
 $node->stop;
 done_testing();

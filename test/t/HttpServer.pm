@@ -5,6 +5,7 @@
 #   /slow/SECONDS     200 after SECONDS (served by a forked child, so others go on)
 #   /text             200 text/plain "hello"
 #   /redirect         302 to /echo
+#   /deep             200, JSON nested 200,000 deep
 # Every request is logged to $log as "METHOD PATH", one line each.
 package HttpServer;
 use strict;
@@ -41,6 +42,8 @@ sub serve {
 		respond($client, $1, 'text/plain', "status $1");
 	} elsif ($path eq '/text') {
 		respond($client, 200, 'text/plain', 'hello');
+	} elsif ($path eq '/deep') {
+		respond($client, 200, 'application/json', ('[' x 200000) . (']' x 200000));
 	} elsif ($path eq '/redirect') {
 		respond($client, 302, 'text/plain', 'moved', 'Location: /echo');
 	} else {

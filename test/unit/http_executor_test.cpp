@@ -74,6 +74,10 @@ class Server {
       } else if (path == "/big") {
         type = "text/plain";
         body = std::string(100000, 'x');
+      } else if (path == "/deep") {
+        body = std::string(200000, '[') + std::string(200000, ']');
+      } else if (path == "/nul") {
+        body = R"({"a\u0000": "b\u0000c"})";
       }
       std::string response = "HTTP/1.1 " + status + " X\r\nContent-Type: " + type +
                              "\r\nContent-Length: " + std::to_string(body.size()) +
@@ -187,6 +191,22 @@ TEST(HttpExecutor, TimesOutStopsAndReportsRefusedConnections) {
   ASSERT_EQ(stopped.size(), 1u);
   EXPECT_EQ(stopped[0].ending, orch::Ending::Stopped);
   EXPECT_EQ(executor.running(), 0u);
+}
+
+TEST(HttpExecutor, HostileJsonBodiesAreKeptAsText) {
+  Server server;
+  orch::HttpExecutor executor;
+  executor.launch(task(1, server.url("/deep")), orch::SteadyClock().now());  // deeper than any input may be
+  executor.launch(task(2, server.url("/nul")), orch::SteadyClock().now());   // NUL, which jsonb refuses
+  std::vector<orch::AttemptEnd> ended = run(executor, 2);
+  ASSERT_EQ(ended.size(), 2u);
+  for (const orch::AttemptEnd &end : ended) {
+    nlohmann::json output = nlohmann::json::parse(end.output_data);
+    if (end.id == 1)
+      EXPECT_TRUE(output["body"].is_string());
+    else
+      EXPECT_EQ(output["body"], nlohmann::json::parse(R"({"a\ufffd": "b\ufffdc"})"));
+  }
 }
 
 TEST(HttpExecutor, KeepsTheBodysTailAndDropsABodyTooLargeForTheOutput) {

@@ -74,6 +74,8 @@ TEST(HttpRequest, TheSchemeHostAndPortAreLiteral) {
   EXPECT_NE(refusal(R"({"url": "http://a.com:99999/"})").find("invalid port"), std::string::npos);
   EXPECT_NE(refusal(R"({"url": "http://a.com/a b"})").find("must not contain spaces"), std::string::npos);
   EXPECT_EQ(refusal(R"({"url": "http://a.com/{{path}}?q={{q}}"})"), "accepted");
+  EXPECT_NE(refusal(R"({"url": "http://a.com/x/../admin"})").find("path segments"), std::string::npos);
+  EXPECT_NE(refusal(R"({"url": "http://a.com/x/%2e%2E/admin"})").find("path segments"), std::string::npos);
 }
 
 TEST(HttpRequest, RefusesBadFields) {
@@ -110,6 +112,39 @@ TEST(HttpRequest, SubstitutedValuesAreEncodedForWhereTheyGo) {
   EXPECT_THROW(orch::substitute_placeholders(command, R"({"id": 1, "q": 2, "name": "a\r\nHost: evil", "text": ""})",
                                              "call", false, encoder(command)),
                InvalidInput);
+}
+
+TEST(HttpRequest, DotSegmentsAreFoundInThePathOnly) {
+  EXPECT_TRUE(orch::has_dot_segment("http://a.com/x/.."));
+  EXPECT_TRUE(orch::has_dot_segment("http://a.com/./x"));
+  EXPECT_TRUE(orch::has_dot_segment("http://a.com/x/%2E%2e/y?z"));
+  EXPECT_FALSE(orch::has_dot_segment("http://a.com/x/.hidden/a..b?q=../.."));
+  EXPECT_FALSE(orch::has_dot_segment("http://a.com"));
+  std::vector<std::string> command = orch::http_command(parse(R"({"url": "http://a.com/t/{{t}}/r"})"));
+  std::vector<std::string> out =
+      orch::substitute_placeholders(command, R"({"t": ".."})", "call", false, encoder(command));
+  EXPECT_TRUE(orch::has_dot_segment(orch::http_request_of(out).url));  // the executor refuses to send it
+}
+
+TEST(HttpRequest, AValueIsNeverReadAsATemplate) {
+  std::vector<std::string> command = orch::http_command(
+      parse(R"({"url": "http://a.com/", "headers": {"X-A": "{{a}}", "X-B": "{{tasks.t.output}}"},
+                "body": {"v": "{{a}}"}})"));
+  // A header would carry "{{tasks.t.output}}" to the next step: refused.
+  EXPECT_THROW(orch::substitute_placeholders(command, R"({"a": "{{tasks.t.output}}"})", "call", false,
+                                             encoder(command)),
+               InvalidInput);
+  // In a JSON body "{" is escaped: no later step can see a placeholder.
+  std::vector<std::string> body_only = orch::http_command(parse(R"({"url": "http://a.com/{{tasks.t.output}}",
+                                                                   "body": {"v": "{{a}}"}})"));
+  std::vector<std::string> out = orch::substitute_placeholders(body_only, R"({"a": "{{tasks.t.output}}"})", "call",
+                                                               false, encoder(body_only));
+  EXPECT_EQ(json::parse(orch::http_request_of(out).body), json::parse(R"({"v": "{{tasks.t.output}}"})"));
+  EXPECT_EQ(orch::http_request_of(out).body.find("{{"), std::string::npos);
+  // A command too, while output placeholders are left; without them "{{" is just text.
+  EXPECT_THROW(orch::substitute_placeholders({"echo", "{{a}}", "{{tasks.t.output}}"}, R"({"a": "{{x}}"})", "c"),
+               InvalidInput);
+  EXPECT_EQ(orch::substitute_placeholders({"echo", "{{a}}"}, R"({"a": "{{x}}"})", "c")[1], "{{x}}");
 }
 
 TEST(HttpRequest, OutputsAndItemsAreEncodedToo) {
