@@ -155,10 +155,10 @@ class TaskParser {
         if (has_nul(spec.command.back())) fail("\"command\" must not contain NUL bytes");
       }
       if (spec.command[0].empty()) fail("\"command\" must start with a non-empty program name");
-    } else if (const json *v = field("http")) {
+    } else if (const json *http = field("http")) {
       spec.kind = TaskKind::Http;
       try {
-        spec.command = http_command(parse_http_request(*v, field("expect_status")));
+        spec.command = http_command(parse_http_request(*http, field("expect_status")));
       } catch (const InvalidInput &e) {
         fail(e.what());
       }

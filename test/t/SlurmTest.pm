@@ -95,6 +95,11 @@ MpiDefault=none
 NodeName=$host NodeAddr=127.0.0.1 CPUs=16 RealMemory=4000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
+	# Slurm 23.11 and later start a cgroup plugin even for proctrack/linuxproc;
+	# without a cgroup file system here it must be disabled (22.05 knows no
+	# such value).
+	my ($major, $minor) = slurm('slurmd -V') =~ /(\d+)\.(\d+)/;
+	write_file("$dir/cgroup.conf", "CgroupPlugin=disabled\n") if $major > 23 || ($major == 23 && $minor >= 11);
 	$ENV{SLURM_CONF} = "$dir/slurm.conf";
 	system('slurmd') == 0 or die 'slurmd did not start: ' . slurm("cat $dir/slurmd.log");
 	start_slurmctld();

@@ -182,7 +182,7 @@ TEST(HttpExecutor, TimesOutStopsAndReportsRefusedConnections) {
     } else {
       EXPECT_EQ(end.id, 3u);
       EXPECT_EQ(end.ending, orch::Ending::Failed);
-      EXPECT_NE(end.error.find("Couldn't connect to server"), std::string::npos) << end.error;
+      EXPECT_NE(end.error.find("connect to server"), std::string::npos) << end.error;  // curl 7: "Couldn't", 8: "Could not"
     }
   }
   EXPECT_EQ(executor.running(), 1u);
