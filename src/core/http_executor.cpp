@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/http_request.hpp"
+#include "core/interval.hpp"
 #include "core/output_text.hpp"
 #include "core/placeholders.hpp"
 
@@ -60,16 +61,6 @@ void make_storable(json &value) {
     }
     value = std::move(storable);
   }
-}
-
-std::string seconds_text(std::chrono::milliseconds ms) {
-  std::string text = std::to_string(ms.count() / 1000);
-  if (ms.count() % 1000 != 0) {
-    std::string fraction = std::to_string(1000 + ms.count() % 1000).substr(1);
-    while (fraction.back() == '0') fraction.pop_back();
-    text += "." + fraction;
-  }
-  return text + "s";
 }
 
 }  // namespace
@@ -126,7 +117,7 @@ struct HttpExecutor::Request {
     end.id = id;
     if (result == CURLE_OPERATION_TIMEDOUT && timeout.count() > 0) {
       end.ending = Ending::TimedOut;
-      end.error = "timed out after " + seconds_text(timeout);
+      end.error = "timed out after " + format_interval(timeout);
       return end;
     }
     if (result != CURLE_OK) {
@@ -216,11 +207,11 @@ Launch HttpExecutor::launch(const TaskLaunch &task, SteadyTime) {
   };
   try {
     request->request = http_request_of(task.command);
+    if (has_dot_segment(request->request.url))
+      return refuse(Ending::Rejected, "a value put a \".\" or \"..\" segment into the url's path");
   } catch (const InvalidInput &) {
     return refuse(Ending::Rejected, "not an http request");
   }
-  if (has_dot_segment(request->request.url))
-    return refuse(Ending::Rejected, "a value put a \".\" or \"..\" segment into the url's path");
   const HttpRequest &http = request->request;
   CURL *easy = request->easy = curl_easy_init();
   if (easy == nullptr) return refuse(Ending::Failed, "libcurl could not make a request handle");

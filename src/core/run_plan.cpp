@@ -9,16 +9,6 @@ namespace orch {
 
 namespace {
 
-bool uses_outputs(const std::vector<std::string> &command) {
-  bool found = false;
-  for (const std::string &arg : command)
-    (void)replace_placeholders(arg, [&](const std::string &key) -> std::optional<std::string> {
-      found = found || is_output_key(key);
-      return std::nullopt;
-    });
-  return found;
-}
-
 nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
   nlohmann::json row = {
       {"task_index", index},
@@ -52,7 +42,7 @@ nlohmann::json task_row(const TaskSpec &task, std::size_t index) {
     case TaskKind::Command:
     case TaskKind::Http:
       row["command"] = task.command;
-      row["uses_outputs"] = uses_outputs(task.command);
+      row["uses_outputs"] = has_placeholder(task.command, is_output_key);
       break;
     case TaskKind::Shell: row["shell"] = task.shell; break;
     case TaskKind::Sql: row["sql"] = task.sql; break;

@@ -12,6 +12,7 @@
 
 #include "core/command_executor.hpp"
 #include "core/error.hpp"
+#include "core/interval.hpp"
 #include "core/slurm_job.hpp"
 
 namespace orch {
@@ -53,8 +54,6 @@ std::pair<std::string, bool> file_tail(const std::string &path, std::size_t max_
   text.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
   return {text, start > 0};
 }
-
-std::string seconds_text(milliseconds ms) { return std::to_string((ms.count() + 999) / 1000) + "s"; }
 
 // A Slurm command's output, one line, for a message.
 std::string first_line(const std::string &text) {
@@ -110,7 +109,7 @@ Launch SlurmExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     Job &job = jobs_[task.id];
     job.attempt = task.attempt;
     if (task.timeout.count() > 0) job.deadline = now + task.timeout;
-    job.error = task.timeout.count() > 0 ? "timed out after " + seconds_text(task.timeout) : "";
+    job.error = task.timeout.count() > 0 ? "timed out after " + format_interval(task.timeout) : "";
     run(task.id, Step::Submit,
         sbatch_arguments(options, "orch-" + std::to_string(task.id),
                          task.working_directory.empty() ? directory_ : task.working_directory,
@@ -175,7 +174,7 @@ void SlurmExecutor::unreachable(std::uint64_t id, Job &job, const std::string &m
   }
   std::string job_id = job.job_id;
   finish(id, Ending::Failed, std::nullopt,
-         "Slurm could not be reached for " + seconds_text(unreachable_timeout_) + ": " + first_line(message));
+         "Slurm could not be reached for " + format_interval(unreachable_timeout_) + ": " + first_line(message));
   if (!job_id.empty()) run(id, Step::Cancel, {"scancel", job_id}, now);  // if it ever comes back
 }
 

@@ -159,7 +159,7 @@ as_user(qq{SELECT orch.define_process_type('climb', \$j\$[{"name": "call", "http
 as_user(q{SELECT orch.create_process('pclimb', 'climb', '{"t": ".."}')});
 is(run_to_end('pclimb'), 'FAILED', 'a value of ".." in the path fails the task');
 is(task('pclimb', 'error_message'), 'a value put a "." or ".." segment into the url\'s path', 'saying why');
-is(hits('GET /echo/r'), 0, 'and nothing was sent');
+is(scalar(grep { m{^GET /echo/(t/|r)} } split /\n/, slurp_file($log)), 0, 'and nothing was sent');
 
 as_user(qq{SELECT orch.define_process_type('relay', \$j\$[{"name": "a", "http": {"url": "$base/echo/a"}},
   {"name": "b", "http": {"url": "$base/echo/b", "headers": {"X-B": "{{h}}", "X-A": "{{tasks.a.output.status}}"}}}]\$j\$)});

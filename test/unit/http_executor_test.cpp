@@ -177,7 +177,7 @@ TEST(HttpExecutor, TimesOutStopsAndReportsRefusedConnections) {
   for (const orch::AttemptEnd &end : first) {
     if (end.id == 1) {
       EXPECT_EQ(end.ending, orch::Ending::TimedOut);
-      EXPECT_EQ(end.error, "timed out after 0.3s");
+      EXPECT_EQ(end.error, "timed out after 300ms");
       EXPECT_GE(orch::SteadyClock().now() - begin, 300ms);
     } else {
       EXPECT_EQ(end.id, 3u);
