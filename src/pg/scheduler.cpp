@@ -502,6 +502,13 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   // other wait appear, it fails the turn (logged, tried again) instead of
   // stalling every user.
   SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+  // Each statement finds its rows by key or by a partial index: a scan of
+  // orch.runs or orch.tasks is never what it wants. Plans are made once per
+  // session, often while these tables are nearly empty; the planner then
+  // chose sequential scans and kept them while a burst filled the tables
+  // (thousands of rows read per turn, half the turn's SQL in a burst of
+  // 2,000 tasks).
+  SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(abandon_attempts_at_exit, 0);
   cpp_entry([] {
     pin_worker_settings();
