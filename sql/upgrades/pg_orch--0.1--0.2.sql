@@ -659,11 +659,11 @@ BEGIN
   -- status) completes it, a rejected request fails it, any other ending
   -- retries it while retries are left.
   -- An output that cannot be stored fails the attempt like a bad exit.
-  WITH reported AS (
+  WITH reported AS MATERIALIZED (  -- (else each reference parses the outputs again)
     SELECT f.*, orch._output_jsonb(f.output_data) AS output_value
     FROM jsonb_to_recordset(finished)
       AS f(id bigint, ending text, exit_code integer, output text, truncated boolean, error text,
-           output_data text, output_error text)),
+           output_data text, output_error text, pid integer, execution_name text, started_at float8)),
   checked AS (
     SELECT r.*, coalesce(r.output_error, CASE WHEN r.output_data IS NOT NULL AND r.output_value IS NULL
                                               THEN 'the output is not valid JSON for jsonb' END) AS output_problem
@@ -676,13 +676,17 @@ BEGIN
                      WHEN t.attempt <= t.max_retries THEN 'RETRY'
                      ELSE 'FAILED' END AS outcome,
            orch._retry_delay_ms((extract(epoch FROM t.retry_delay) * 1000)::bigint, t.retry_backoff, t.attempt)
-             AS retry_ms
+             AS retry_ms,
+           f.started_at IS NOT NULL AND t.status = 'DISPATCHED' AS started_now
     FROM checked f JOIN orch.tasks t ON t.id = f.id),
   done AS (
     UPDATE orch.tasks t
     SET status = CASE WHEN f.outcome <> 'RETRY' THEN f.outcome
                       WHEN r.status = 'IN_PROGRESS' THEN 'PENDING'
                       ELSE 'STOPPED' END::orch.task_status,
+        pid = CASE WHEN f.started_now THEN f.pid ELSE t.pid END,
+        execution_name = CASE WHEN f.started_now THEN f.execution_name ELSE t.execution_name END,
+        started_at = CASE WHEN f.started_now THEN to_timestamp(f.started_at) ELSE t.started_at END,
         ready_at = CASE WHEN f.outcome = 'RETRY' THEN clock_timestamp() + f.retry_ms * interval '1 millisecond' END,
         completed_at = clock_timestamp(),
         exit_code = f.exit_code, output = f.output, output_truncated = coalesce(f.truncated, false),
@@ -690,14 +694,19 @@ BEGIN
         error_message = coalesce(f.output_problem, f.error)
     FROM f, orch.runs r
     WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
-    RETURNING t.*),
+    RETURNING t.*, f.started_now),
   logged AS (
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
-    SELECT 'pg_orch scheduler', d.owner, d.process_id, d.run_id,
-           CASE d.status WHEN 'PENDING' THEN 'task_retrying' WHEN 'COMPLETED' THEN 'task_completed'
-                         WHEN 'FAILED' THEN 'task_failed' ELSE 'task_stopped' END,
-           jsonb_build_object('task', d.name, 'attempt', d.attempt, 'exit_code', d.exit_code, 'error', d.error_message)
-    FROM done d),
+    SELECT 'pg_orch scheduler', d.owner, d.process_id, d.run_id, e.kind, e.detail
+    FROM done d CROSS JOIN LATERAL (VALUES
+      (1, 'task_started',
+       jsonb_build_object('task', d.name, 'attempt', d.attempt, 'pid', d.pid, 'execution_name', d.execution_name)),
+      (2, CASE d.status WHEN 'PENDING' THEN 'task_retrying' WHEN 'COMPLETED' THEN 'task_completed'
+                        WHEN 'FAILED' THEN 'task_failed' ELSE 'task_stopped' END,
+       jsonb_build_object('task', d.name, 'attempt', d.attempt, 'exit_code', d.exit_code, 'error', d.error_message))
+      ) AS e(step, kind, detail)
+    WHERE e.step = 2 OR d.started_now
+    ORDER BY d.id, e.step),
   counted AS (
     SELECT orch._count_task_ends(jsonb_agg(jsonb_build_object(
              'type', d.type, 'task', d.name, 'owner', d.owner, 'status', d.status,

@@ -70,8 +70,8 @@ bool is_legal(TaskStatus from, TaskStatus to) {
   switch (from) {
     case S::Pending:  // FAILED: its command could not be given the outputs it uses
       return to == S::Dispatched || to == S::Skipped || to == S::Stopped || to == S::Failed;
-    case S::Dispatched:
-      return to == S::Running || to == S::Pending || to == S::Failed || to == S::Stopped;
+    case S::Dispatched:  // COMPLETED and the rest: it ended before its start was written
+      return to == S::Running || to == S::Completed || to == S::Pending || to == S::Failed || to == S::Stopped;
     case S::Running:
       return to == S::Completed || to == S::Failed || to == S::Stopped || to == S::Pending;
     case S::Completed:

@@ -1,6 +1,7 @@
 #include "core/task_records.hpp"
 
 #include <chrono>
+#include <unordered_map>
 
 #include "core/output_text.hpp"
 
@@ -30,6 +31,22 @@ nlohmann::json finished_record(const AttemptEnd &end) {
   if (!end.output_data.empty()) record["output_data"] = end.output_data;
   if (!end.output_error.empty()) record["output_error"] = end.output_error;
   return record;
+}
+
+void fold_started_into_finished(nlohmann::json &started, nlohmann::json &finished) {
+  if (started.empty() || finished.empty()) return;
+  std::unordered_map<std::uint64_t, nlohmann::json *> ended;
+  for (nlohmann::json &record : finished) ended[record["id"].get<std::uint64_t>()] = &record;
+  nlohmann::json still_running = nlohmann::json::array();
+  for (nlohmann::json &record : started) {
+    auto found = ended.find(record["id"].get<std::uint64_t>());
+    if (found == ended.end()) {
+      still_running.push_back(std::move(record));
+      continue;
+    }
+    for (const char *key : {"pid", "execution_name", "started_at"}) (*found->second)[key] = std::move(record[key]);
+  }
+  started = std::move(still_running);
 }
 
 std::string ending_label(Ending ending) {

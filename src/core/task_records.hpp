@@ -27,6 +27,12 @@ nlohmann::json finished_record(std::uint64_t task_id, Ending ending, std::option
 // ... plus "output_data" (JSON text) and "output_error" when it has them.
 nlohmann::json finished_record(const AttemptEnd &end);
 
+// Moves the start of each attempt that has also ended into its finished
+// record ("pid", "execution_name", "started_at"), so that the task's row is
+// written once, not RUNNING then ended, in the same transaction. The rest
+// stay in `started`.
+void fold_started_into_finished(nlohmann::json &started, nlohmann::json &finished);
+
 // exited, signaled, timed_out, stopped, spawn_failed, succeeded, failed or
 // rejected.
 std::string ending_label(Ending ending);

@@ -163,6 +163,10 @@ class Scheduler {
     bool claim = settings.enabled && (claim_wanted_ || fire) && running() < capacity();
     bool advance = !runs_to_advance_.empty() && deadlines_.is_due(Due::AdvanceRuns, now);
     bool other_work = !finished_.empty() || check_stops || fire || claim || advance || !unclaimed_.empty();
+    // Starts are written once due (kStartedDelay), so that those of
+    // attempts that end first are written with their ends.
+    fold_started_into_finished(started_, finished_);
+    if (started_.empty()) deadlines_.clear(Due::RecordStarted);
     bool started_due = !started_.empty() && deadlines_.is_due(Due::RecordStarted, now);
     std::vector<TaskLaunch> claimed;
     if (other_work || started_due) {
@@ -172,7 +176,7 @@ class Scheduler {
         // before this one is flushed loses only pids, which recovery does
         // not need (it finds commands by their marker).
         if (!other_work) query("SET LOCAL synchronous_commit = off");
-        if (!started_.empty()) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
+        if (started_due) query("SELECT orch._tasks_started($1::pg_catalog.jsonb)", {started_.dump()});
         if (advance) advance_runs();
         if (!unclaimed_.empty()) unclaim(unclaimed_);
         if (!finished_.empty()) record_finished(finished_);
@@ -181,8 +185,10 @@ class Scheduler {
         if (claim) claimed = claim_tasks();
       });
       if (fire) schedules_wanted_ = false;
-      started_ = Json::array();
-      deadlines_.clear(Due::RecordStarted);
+      if (started_due) {
+        started_ = Json::array();
+        deadlines_.clear(Due::RecordStarted);
+      }
       finished_ = Json::array();
       unclaimed_.clear();
       if (check_stops) stop_generation_seen_ = generation;
@@ -502,12 +508,12 @@ extern "C" void orch_scheduler_main(Datum database_oid) {
   // other wait appear, it fails the turn (logged, tried again) instead of
   // stalling every user.
   SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
-  // Each statement finds its rows by key or by a partial index: a scan of
-  // orch.runs or orch.tasks is never what it wants. Plans are made once per
-  // session, often while these tables are nearly empty; the planner then
-  // chose sequential scans and kept them while a burst filled the tables
-  // (thousands of rows read per turn, half the turn's SQL in a burst of
-  // 2,000 tasks).
+  // Each statement finds its rows by key or by a partial index (only
+  // recovery's look for runs in progress reads all of orch.runs, either
+  // way). Plans are made once per session, often while orch.runs and
+  // orch.tasks are nearly empty; the planner then chose sequential scans and
+  // kept them while a burst filled the tables (thousands of rows read per
+  // turn, half the turn's SQL in a burst of 2,000 tasks).
   SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
   before_shmem_exit(abandon_attempts_at_exit, 0);
   cpp_entry([] {

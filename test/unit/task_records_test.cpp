@@ -34,3 +34,22 @@ TEST(TaskRecords, EveryEndingHasTheLabelOrchTasksFinishedReads) {
   EXPECT_EQ(orch::ending_label(orch::Ending::Stopped), "stopped");
   EXPECT_EQ(orch::ending_label(orch::Ending::SpawnFailed), "spawn_failed");
 }
+
+TEST(TaskRecords, AStartThatAlsoEndedMovesIntoTheEnd) {
+  nlohmann::json started = nlohmann::json::array(
+      {orch::started_record(1, 101), orch::started_record(2, 102), orch::started_record(3, 0, "job 7")});
+  nlohmann::json finished = nlohmann::json::array(
+      {orch::finished_record(2, orch::Ending::Exited, 0, "", false, ""),
+       orch::finished_record(3, orch::Ending::Exited, 1, "", false, ""),
+       orch::finished_record(9, orch::Ending::Signaled, std::nullopt, "", false, "")});
+  double started_at = started[1].at("started_at").get<double>();
+  orch::fold_started_into_finished(started, finished);
+  ASSERT_EQ(started.size(), 1u);  // task 1 is still running
+  EXPECT_EQ(started[0].at("id"), 1);
+  EXPECT_EQ(finished[0].at("pid"), 102);
+  EXPECT_EQ(finished[0].at("execution_name"), "102");
+  EXPECT_EQ(finished[0].at("started_at").get<double>(), started_at);
+  EXPECT_TRUE(finished[1].at("pid").is_null());
+  EXPECT_EQ(finished[1].at("execution_name"), "job 7");
+  EXPECT_FALSE(finished[2].contains("started_at"));  // started in an earlier transaction
+}
