@@ -159,16 +159,28 @@ BEGIN
 END
 $$;
 
+-- The ids of the scheduler's records ([{"id", ...}, ...]). An update
+-- given "t.id = ANY (ids)" besides its join finds each row by key: joined
+-- to jsonb_to_recordset alone (guessed at 100 rows), it read the whole
+-- primary key of a small orch.tasks.
+CREATE FUNCTION orch._record_ids(records jsonb) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ARRAY(SELECT (r ->> 'id')::bigint FROM jsonb_array_elements(records) AS r)
+$$;
+
 -- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
 CREATE FUNCTION orch._tasks_started(started jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  ids bigint[] := orch._record_ids(started);
 BEGIN
   WITH s AS (
     UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, execution_name = s.execution_name,
                             started_at = to_timestamp(s.started_at)
     FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, execution_name text, started_at float8)
-    WHERE t.id = s.id AND t.status = 'DISPATCHED'
+    WHERE t.id = ANY (ids) AND t.id = s.id AND t.status = 'DISPATCHED'
     RETURNING t.*)
   INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
   SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
@@ -202,6 +214,7 @@ RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  ids bigint[] := orch._record_ids(finished);
   touched bigint[];
   any_failed boolean;
 BEGIN
@@ -244,7 +257,7 @@ BEGIN
         output_data = CASE WHEN f.output_problem IS NULL THEN f.output_value END,
         error_message = coalesce(f.output_problem, f.error)
     FROM f, orch.runs r
-    WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
+    WHERE t.id = ANY (ids) AND t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
     RETURNING t.*, f.started_now),
   logged AS (
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
@@ -566,7 +579,7 @@ $$;
 
 REVOKE ALL ON FUNCTION orch._fire_due_schedules(integer), orch._start_queued_runs(bigint[]),
   orch._start_scheduled_run(orch.processes, boolean, text, jsonb), orch._claim_tasks(integer, integer),
-  orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(),
+  orch._tasks_unclaimed(bigint[]), orch._ms_until_next_ready(), orch._record_ids(jsonb),
   orch._tasks_started(jsonb), orch._stopped_tasks(bigint[]), orch._tasks_finished(jsonb, boolean),
   orch._advance_runs(bigint[], boolean, boolean), orch._orphaned_tasks(), orch._sql_task_context(bigint),
   orch._ancestor_outputs(bigint), orch._output_jsonb(text), orch._prepare_ready_tasks(bigint[]) FROM PUBLIC;

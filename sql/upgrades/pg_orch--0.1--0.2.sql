@@ -382,16 +382,28 @@ AS $$
   FROM orch.tasks t WHERE t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL ORDER BY t.id
 $$;
 
+-- The ids of the scheduler's records ([{"id", ...}, ...]). An update
+-- given "t.id = ANY (ids)" besides its join finds each row by key: joined
+-- to jsonb_to_recordset alone (guessed at 100 rows), it read the whole
+-- primary key of a small orch.tasks.
+CREATE FUNCTION orch._record_ids(records jsonb) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ARRAY(SELECT (r ->> 'id')::bigint FROM jsonb_array_elements(records) AS r)
+$$;
+
 -- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
 CREATE OR REPLACE FUNCTION orch._tasks_started(started jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  ids bigint[] := orch._record_ids(started);
 BEGIN
   WITH s AS (
     UPDATE orch.tasks t SET status = 'RUNNING', pid = s.pid, execution_name = s.execution_name,
                             started_at = to_timestamp(s.started_at)
     FROM jsonb_to_recordset(started) AS s(id bigint, pid integer, execution_name text, started_at float8)
-    WHERE t.id = s.id AND t.status = 'DISPATCHED'
+    WHERE t.id = ANY (ids) AND t.id = s.id AND t.status = 'DISPATCHED'
     RETURNING t.*)
   INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
   SELECT 'pg_orch scheduler', s.owner, s.process_id, s.run_id, 'task_started',
@@ -651,6 +663,7 @@ RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  ids bigint[] := orch._record_ids(finished);
   touched bigint[];
   any_failed boolean;
 BEGIN
@@ -693,7 +706,7 @@ BEGIN
         output_data = CASE WHEN f.output_problem IS NULL THEN f.output_value END,
         error_message = coalesce(f.output_problem, f.error)
     FROM f, orch.runs r
-    WHERE t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
+    WHERE t.id = ANY (ids) AND t.id = f.id AND r.id = t.run_id AND t.status IN ('DISPATCHED', 'RUNNING')
     RETURNING t.*, f.started_now),
   logged AS (
     INSERT INTO orch.events (actor, owner, process_id, run_id, kind, detail)
