@@ -107,6 +107,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   new_run_id bigint;
+  fans_out boolean;
 BEGIN
   WITH proc AS (
     UPDATE orch.processes p
@@ -121,7 +122,8 @@ BEGIN
     OVERRIDING SYSTEM VALUE
     SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
            v.task_count, v.has_fan_out, clock_timestamp()
-    FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version),
+    FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version
+    RETURNING has_fan_out),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
   tasks AS (
@@ -139,10 +141,12 @@ BEGIN
   logged AS (
     INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
     SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
-  SELECT proc.current_run_id INTO new_run_id FROM proc;
+  SELECT proc.current_run_id, (SELECT run.has_fan_out FROM run) INTO new_run_id, fans_out FROM proc;
   IF new_run_id IS NOT NULL THEN
-    -- A fan-out with nothing to wait for makes its instances now.
-    IF EXISTS (SELECT 1 FROM orch.runs r WHERE r.id = new_run_id AND r.has_fan_out) THEN
+    -- A fan-out with nothing to wait for makes its instances now. (Read
+    -- from the insert: a query of orch.runs here, planned in a session's
+    -- first start while the table was empty, scanned it at every start.)
+    IF fans_out THEN
       PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
     END IF;
     PERFORM orch._wake_scheduler_at_commit(false);
