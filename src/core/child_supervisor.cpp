@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -16,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "core/interval.hpp"
+#include "core/spawner.hpp"
 
 namespace orch {
 
@@ -66,14 +66,16 @@ struct ChildSupervisor::Child {
       : id(id_),
         pid(pid_),
         fd(fd_),
+        program(request.argv[0]),
         output(request.max_output),
         timeout(request.timeout),
         kill_grace(request.kill_grace),
         started(started_) {}
 
   std::uint64_t id;
-  int pid;  // also the process group id
+  int pid;  // also the process group id; 0 while its spawn is under way
   int fd;  // read end of the output pipe, -1 once closed
+  std::string program;  // argv[0], for a failed spawn's message
   OutputTail output;
   std::chrono::milliseconds timeout;
   std::chrono::milliseconds kill_grace;
@@ -102,7 +104,11 @@ void close_fd(int &fd) {
 
 // The group id stays reserved while its leader is alive or a zombie, and we
 // reap the leader only after its last signal, so this never hits a stranger.
-void signal_group(int pgid, int sig) { ::kill(-pgid, sig); }
+// (A child whose spawn is under way has no pid yet: kill(0) would signal
+// our own group.)
+void signal_group(int pgid, int sig) {
+  if (pgid > 1) ::kill(-pgid, sig);
+}
 
 
 std::string signal_text(int sig) {
@@ -152,52 +158,6 @@ bool make_output_pipe(int &read_end, int &write_end) {
   return true;
 }
 
-// posix_spawn's C objects, destroyed on every path.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  bool have_actions = false;
-  bool have_attributes = false;
-
-  ~SpawnSetup() {
-    if (have_actions) posix_spawn_file_actions_destroy(&actions);
-    if (have_attributes) posix_spawnattr_destroy(&attributes);
-  }
-
-  // Returns 0 or an errno value.
-  int prepare(int write_end, const std::string &working_directory) {
-    int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) return rc;
-    have_actions = true;
-    rc = posix_spawnattr_init(&attributes);
-    if (rc != 0) return rc;
-    have_attributes = true;
-
-    if ((rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) != 0) return rc;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, write_end, 1)) != 0) return rc;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, write_end, 2)) != 0) return rc;
-    if (!working_directory.empty() &&
-        (rc = posix_spawn_file_actions_addchdir_np(&actions, working_directory.c_str())) != 0)
-      return rc;
-    // PostgreSQL keeps many descriptors without close-on-exec (data files,
-    // sockets): a command, or a grandchild left behind, must not hold them.
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) return rc;
-
-    // The worker ignores SIGPIPE and blocks signals at times; the command
-    // must start with the defaults a shell would give it. Every bit is set by
-    // hand: sigfillset leaves out glibc's two internal signals, which
-    // posix_spawn would then leave ignored in the child.
-    sigset_t all, none;
-    std::memset(&all, 0xff, sizeof all);
-    sigemptyset(&none);
-    if ((rc = posix_spawnattr_setsigdefault(&attributes, &all)) != 0) return rc;
-    if ((rc = posix_spawnattr_setsigmask(&attributes, &none)) != 0) return rc;
-    if ((rc = posix_spawnattr_setpgroup(&attributes, 0)) != 0) return rc;
-    short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
-    return posix_spawnattr_setflags(&attributes, flags);
-  }
-};
-
 void check_request(const SpawnRequest &request) {
   if (request.argv.empty()) throw InvalidInput("argv must not be empty");
   if (request.argv[0].empty()) throw InvalidInput("argv[0] must not be empty");
@@ -212,14 +172,6 @@ void check_request(const SpawnRequest &request) {
   if (has_nul(request.working_directory)) throw InvalidInput("working_directory must not contain a NUL byte");
   if (request.timeout.count() < 0) throw InvalidInput("timeout must not be negative");
   if (request.kill_grace.count() < 0) throw InvalidInput("kill_grace must not be negative");
-}
-
-std::vector<char *> c_strings(const std::vector<std::string> &strings) {
-  std::vector<char *> pointers;
-  pointers.reserve(strings.size() + 1);
-  for (const auto &s : strings) pointers.push_back(const_cast<char *>(s.c_str()));
-  pointers.push_back(nullptr);
-  return pointers;
 }
 
 FinishedChild spawn_failure(std::uint64_t id, std::string message, SteadyTime now) {
@@ -255,7 +207,9 @@ bool ChildSupervisor::id_in_use(std::uint64_t id) const {
          std::any_of(failed_.begin(), failed_.end(), same);
 }
 
-int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, SteadyTime now) {
+// Checks the request and makes the child's pipe; false (the failure noted
+// for poll()) if it cannot start.
+bool ChildSupervisor::prepare(std::uint64_t id, const SpawnRequest &request, SteadyTime now, SpawnJob &job) {
   check_request(request);
   if (id_in_use(id)) throw std::runtime_error("child id " + std::to_string(id) + " is already in use");
   children_.reserve(children_.size() + 1);  // so nothing below can throw once the child runs
@@ -264,36 +218,62 @@ int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, Steady
   std::string problem = working_directory_problem(request.working_directory);
   if (!problem.empty()) {
     failed_.push_back(spawn_failure(id, std::move(problem), now));
-    return 0;
+    return false;
   }
-  std::vector<char *> argv = c_strings(request.argv);
-  std::vector<char *> envp = c_strings(request.env);
-
-  int read_end = -1, write_end = -1;
-  if (!make_output_pipe(read_end, write_end)) {
+  int read_end = -1;
+  if (!make_output_pipe(read_end, job.write_end)) {
     failed_.push_back(spawn_failure(id, std::string("could not create pipe: ") + std::strerror(errno), now));
-    return 0;
+    return false;
   }
-  SpawnSetup setup;
-  int rc = setup.prepare(write_end, request.working_directory);
-  if (rc != 0) {
-    close_fd(read_end);
-    close_fd(write_end);
-    failed_.push_back(spawn_failure(id, std::string("could not prepare spawn: ") + std::strerror(rc), now));
-    return 0;
+  job.id = id;
+  job.argv = request.argv;
+  job.env = request.env;
+  job.working_directory = request.working_directory;
+  children_.emplace_back(id, 0, read_end, request, now);
+  return true;
+}
+
+int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, SteadyTime now) {
+  SpawnJob job;
+  if (!prepare(id, request, now, job)) return 0;
+  int pid = 0;
+  int rc = spawn_job(job, pid);
+  return spawned(id, pid, rc, now) ? pid : 0;
+}
+
+void ChildSupervisor::spawn_later(std::uint64_t id, const SpawnRequest &request, SteadyTime now) {
+  if (!spawn_thread_) spawn_thread_ = std::make_unique<SpawnThread>();
+  SpawnJob job;
+  if (prepare(id, request, now, job)) spawn_thread_->submit(std::move(job));
+}
+
+// The outcome of child id's spawn: it runs (and a stop asked meanwhile is
+// sent now), or it becomes a failure for poll(). Returns whether it runs.
+bool ChildSupervisor::spawned(std::uint64_t id, int pid, int error, SteadyTime now) {
+  auto it = std::find_if(children_.begin(), children_.end(), [id](const Child &c) { return c.id == id; });
+  if (it == children_.end()) return false;
+  if (error != 0) {
+    close_fd(it->fd);
+    const std::string &program = it->program;
+    failed_.push_back(spawn_failure(id, "could not execute " + quote(program) + ": " + std::strerror(error), now));
+    children_.erase(it);
+    return false;
   }
-  pid_t pid = 0;
-  // glibc reports exec and chdir failures here, not as exit code 127.
-  rc = posix_spawnp(&pid, argv[0], &setup.actions, &setup.attributes, argv.data(), envp.data());
-  close_fd(write_end);  // only the child writes: EOF comes when its group closes it
-  if (rc != 0) {
-    close_fd(read_end);
-    failed_.push_back(
-        spawn_failure(id, "could not execute " + quote(request.argv[0]) + ": " + std::strerror(rc), now));
-    return 0;
-  }
-  children_.emplace_back(id, static_cast<int>(pid), read_end, request, now);
-  return static_cast<int>(pid);
+  it->pid = pid;
+  if (it->cause == Child::Cause::Stopped) send_term(*it, now);
+  return true;
+}
+
+void ChildSupervisor::collect_spawns(SteadyTime now) {
+  if (!spawn_thread_) return;
+  for (const SpawnResult &result : spawn_thread_->take_results())
+    if (spawned(result.id, result.pid, result.error, now)) started_.emplace_back(result.id, result.pid);
+}
+
+std::vector<std::pair<std::uint64_t, int>> ChildSupervisor::take_started() {
+  std::vector<std::pair<std::uint64_t, int>> started = std::move(started_);
+  started_.clear();
+  return started;
 }
 
 void ChildSupervisor::read_output(Child &child) {
@@ -319,11 +299,13 @@ void ChildSupervisor::read_output(Child &child) {
 }
 
 void ChildSupervisor::send_term(Child &child, SteadyTime now) {
+  if (child.pid == 0) return;  // sent once spawned (see spawned())
   signal_group(child.pid, SIGTERM);
   child.kill_at = now + child.kill_grace;
 }
 
 void ChildSupervisor::apply_deadlines(Child &child, SteadyTime now) {
+  if (child.pid == 0) return;
   if (!child.kill_at && child.timeout.count() > 0 && now >= child.started + child.timeout) {
     child.cause = Child::Cause::TimedOut;
     send_term(child, now);
@@ -347,11 +329,16 @@ void ChildSupervisor::stop(std::uint64_t id, SteadyTime now) {
 }
 
 std::vector<FinishedChild> ChildSupervisor::poll(SteadyTime now) {
+  collect_spawns(now);
   std::vector<FinishedChild> finished = std::move(failed_);
   failed_.clear();
   for (auto it = children_.begin(); it != children_.end();) {
     Child &child = *it;
     read_output(child);
+    if (child.pid == 0) {  // its spawn is under way
+      ++it;
+      continue;
+    }
     ExitPeek peek = peek_exit(child.pid);
     if (peek == ExitPeek::Running) {
       apply_deadlines(child, now);
@@ -405,6 +392,7 @@ std::vector<int> ChildSupervisor::watched_fds() const {
   std::vector<int> fds;
   for (const auto &child : children_)
     if (child.fd >= 0) fds.push_back(child.fd);
+  if (spawn_thread_) fds.push_back(spawn_thread_->wake_fd());
   return fds;
 }
 
@@ -424,15 +412,23 @@ std::optional<SteadyTime> ChildSupervisor::next_deadline() const {
 std::size_t ChildSupervisor::running() const { return children_.size(); }
 
 void ChildSupervisor::kill_all() noexcept {
+  // Spawns under way first: each child must have its pid to be killed.
+  if (spawn_thread_) {
+    spawn_thread_->wait_idle();
+    for (const SpawnResult &result : spawn_thread_->take_results())
+      for (auto &child : children_)
+        if (child.id == result.id) child.pid = result.pid;
+  }
   // Signal every group first so they die in parallel, then reap.
   for (const auto &child : children_) signal_group(child.pid, SIGKILL);
   for (auto &child : children_) {
     int status;
-    retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
+    if (child.pid > 0) retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
     close_fd(child.fd);
   }
   children_.clear();
   failed_.clear();
+  started_.clear();
 }
 
 bool kill_process_group(int pgid) {

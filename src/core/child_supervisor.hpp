@@ -11,12 +11,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "core/cpp_only.hpp"
 #include "core/deadlines.hpp"
+#include "core/spawner.hpp"
+#include "core/cpp_only.hpp"
 
 namespace orch {
 
@@ -68,6 +71,15 @@ class ChildSupervisor {
   // already in use.
   int spawn(std::uint64_t id, const SpawnRequest &request, SteadyTime now);
 
+  // The same, with posix_spawn on the supervisor's SpawnThread: returns at
+  // once. poll() learns the pid once the child runs (take_started() gives
+  // it) or reports the failed spawn. Until then the child counts as
+  // running, and a stop() is sent when it has its pid.
+  void spawn_later(std::uint64_t id, const SpawnRequest &request, SteadyTime now);
+  // (id, pid) of each spawn_later() child that poll() saw start since the
+  // last call.
+  std::vector<std::pair<std::uint64_t, int>> take_started();
+
   // SIGTERM to the child's group, SIGKILL after its kill_grace; it finishes
   // with Ending::Stopped. A child already timed out stays TimedOut. Unknown
   // id: no-op.
@@ -79,7 +91,7 @@ class ChildSupervisor {
   // is SIGKILLed and its pipe closed, even if a grandchild still holds it.
   std::vector<FinishedChild> poll(SteadyTime now);
 
-  std::vector<int> watched_fds() const;  // open pipes: wake when readable
+  std::vector<int> watched_fds() const;  // open pipes and spawn results: wake when readable
   // Earliest timeout or grace deadline; a time in the past if a spawn
   // failure waits to be reported.
   std::optional<SteadyTime> next_deadline() const;
@@ -93,6 +105,9 @@ class ChildSupervisor {
   class OutputTail;
   struct Child;
 
+  bool prepare(std::uint64_t id, const SpawnRequest &request, SteadyTime now, SpawnJob &job);
+  bool spawned(std::uint64_t id, int pid, int error, SteadyTime now);
+  void collect_spawns(SteadyTime now);
   void read_output(Child &child);
   void send_term(Child &child, SteadyTime now);
   void apply_deadlines(Child &child, SteadyTime now);
@@ -100,6 +115,8 @@ class ChildSupervisor {
 
   std::vector<Child> children_;
   std::vector<FinishedChild> failed_;  // spawn failures not yet reported
+  std::vector<std::pair<std::uint64_t, int>> started_;  // for take_started()
+  std::unique_ptr<SpawnThread> spawn_thread_;  // made at the first spawn_later()
 };
 
 // Recovery after a crash: SIGKILL process group `pgid` if it still exists.

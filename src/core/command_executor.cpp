@@ -83,8 +83,10 @@ Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     request.timeout = task.timeout;
     request.kill_grace = kill_grace_;
     request.max_output = max_output_;
-    int pid = children_.spawn(task.id, request, now);
-    return pid > 0 ? Launch{LaunchStatus::Running, pid, ""} : Launch{LaunchStatus::Failed, 0, ""};
+    // The exec overlaps the scheduler's next transaction; started() gives
+    // the pid.
+    children_.spawn_later(task.id, request, now);
+    return Launch{LaunchStatus::Submitted, 0, ""};
   } catch (const std::exception &e) {
     // A request the supervisor refuses (say, a NUL byte) fails the task, not the scheduler.
     AttemptEnd refused;
@@ -116,6 +118,12 @@ std::vector<AttemptEnd> CommandExecutor::poll(SteadyTime now) {
     ended.push_back(std::move(end));
   }
   return ended;
+}
+
+std::vector<Started> CommandExecutor::started() {
+  std::vector<Started> started;
+  for (const auto &[id, pid] : children_.take_started()) started.push_back({id, pid, ""});
+  return started;
 }
 
 void collect_output_file(const std::string &path, std::size_t max_output_data, AttemptEnd &end) {

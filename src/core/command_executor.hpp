@@ -50,6 +50,7 @@ class CommandExecutor final : public Executor {
   Launch launch(const TaskLaunch &task, SteadyTime now) override;
   void stop(std::uint64_t id, SteadyTime now) override { children_.stop(id, now); }
   std::vector<AttemptEnd> poll(SteadyTime now) override;
+  std::vector<Started> started() override;
   std::optional<SteadyTime> next_deadline() const override;
   std::vector<Watch> descriptors() const override {
     std::vector<Watch> watches;

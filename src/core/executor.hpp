@@ -69,11 +69,12 @@ struct Launch {
   std::string execution_name;  // the executor's name for the attempt (a pid, "POST http://...")
 };
 
-// An attempt that began running since the last started(), with the
-// executor's name for it (a Slurm job id).
+// An attempt that began running since the last started(), with its pid (a
+// command's) or the executor's name for it (a Slurm job id).
 struct Started {
   std::uint64_t id = 0;
-  std::string execution_name;
+  int pid = 0;
+  std::string execution_name;  // "": the pid
 };
 
 // A descriptor to wait on: until it is readable, or writable too.

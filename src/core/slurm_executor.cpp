@@ -191,7 +191,7 @@ void SlurmExecutor::on_command_end(std::uint64_t id, Step step, const FinishedCh
         finish(id, Ending::Failed, std::nullopt, "sbatch failed: " + complaint(child));
         return;
       }
-      started_.push_back({id, job.job_id});
+      started_.push_back({id, 0, job.job_id});
       job.next_check = now + kCheckInterval;
       job.last_contact = now;
       if (job.ended_by) run(id, Step::Cancel, {"scancel", job.job_id}, now);  // stopped while submitting

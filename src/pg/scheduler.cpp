@@ -146,7 +146,7 @@ class Scheduler {
     for (Executor *executor : executors_) {
       for (const AttemptEnd &end : executor->poll(clock_.now())) record(end);
       for (const Started &started : executor->started()) {
-        started_.push_back(started_record(started.id, 0, started.execution_name));
+        started_.push_back(started_record(started.id, started.pid, started.execution_name));
         deadlines_.set_if_unset(Due::RecordStarted, clock_.now() + kStartedDelay);
       }
     }

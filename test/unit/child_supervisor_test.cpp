@@ -425,3 +425,69 @@ TEST(ChildSupervisor, RejectsProgrammerErrors) {
 
 }  // namespace
 }  // namespace orch
+
+namespace orch {
+namespace {
+
+// spawn_later: posix_spawn on the supervisor's thread.
+
+TEST(ChildSupervisorLater, RunsAndGivesThePidOncePollSeesItStart) {
+  ChildSupervisor supervisor;
+  supervisor.spawn_later(1, shell("echo later; exit 4"), Clock::now());
+  EXPECT_EQ(supervisor.running(), 1u);  // counts from the start
+  auto finished = wait_for(supervisor, 1);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].ending, Ending::Exited);
+  EXPECT_EQ(finished[0].exit_code, 4);
+  EXPECT_EQ(finished[0].output, "later\n");
+  auto started = supervisor.take_started();
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].first, 1u);
+  EXPECT_EQ(started[0].second, finished[0].pid);
+  EXPECT_GT(finished[0].pid, 0);
+  EXPECT_TRUE(supervisor.take_started().empty());
+  EXPECT_EQ(supervisor.running(), 0u);
+}
+
+TEST(ChildSupervisorLater, AFailedSpawnIsReportedByPoll) {
+  ChildSupervisor supervisor;
+  supervisor.spawn_later(2, command({"orch-no-such-program"}), Clock::now());
+  auto finished = wait_for(supervisor, 1);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].ending, Ending::SpawnFailed);
+  EXPECT_EQ(finished[0].error, "could not execute \"orch-no-such-program\": No such file or directory");
+  EXPECT_TRUE(supervisor.take_started().empty());
+  EXPECT_EQ(supervisor.running(), 0u);
+}
+
+TEST(ChildSupervisorLater, AStopBeforeItsPidIsKnownIsSentOnceItRuns) {
+  ChildSupervisor supervisor;
+  auto now = Clock::now();
+  for (std::uint64_t id = 1; id <= 8; ++id) supervisor.spawn_later(id, command({"sleep", "100"}), now);
+  for (std::uint64_t id = 1; id <= 8; ++id) supervisor.stop(id, now);  // most are still being spawned
+  auto finished = wait_for(supervisor, 8);
+  ASSERT_EQ(finished.size(), 8u);
+  for (const auto &child : finished) {
+    EXPECT_EQ(child.ending, Ending::Stopped) << child.id;
+    EXPECT_EQ(child.signal, SIGTERM) << child.id;
+    EXPECT_TRUE(process_dead(child.pid)) << child.id;
+  }
+}
+
+TEST(ChildSupervisorLater, KillAllWaitsForSpawnsUnderWay) {
+  std::vector<std::pair<std::uint64_t, int>> started;
+  {
+    ChildSupervisor supervisor;
+    for (std::uint64_t id = 1; id <= 8; ++id) supervisor.spawn_later(id, command({"sleep", "100"}), Clock::now());
+    supervisor.kill_all();  // before any pid is known
+    EXPECT_EQ(supervisor.running(), 0u);
+    EXPECT_TRUE(supervisor.take_started().empty());
+  }
+  // No sleep is left: every child of this process was reaped.
+  int status;
+  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
+}  // namespace
+}  // namespace orch

@@ -78,10 +78,14 @@ TEST(CommandEnvironment, TaskEnvThenInputThenIdentityThenMarker) {
 TEST(CommandExecutor, ReportsTheExitCodeAndOutput) {
   CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   Launch launch = executor.launch(task(1, {"/bin/sh", "-c", "echo $ORCH_INPUT_DAY; exit 3"}), std::chrono::steady_clock::now());
-  ASSERT_EQ(launch.status, LaunchStatus::Running);
-  EXPECT_GT(launch.pid, 0);
+  ASSERT_EQ(launch.status, LaunchStatus::Submitted);  // spawned on the supervisor's thread
   EXPECT_EQ(executor.running(), 1u);
   AttemptEnd end = wait_for(executor, 1);
+  std::vector<Started> started = executor.started();  // what poll() saw start
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].id, 1u);
+  EXPECT_GT(started[0].pid, 0);
+  EXPECT_TRUE(executor.started().empty());
   EXPECT_EQ(end.ending, Ending::Exited);
   EXPECT_EQ(end.exit_code, 3);
   EXPECT_EQ(end.output, "mon\n");
@@ -94,7 +98,7 @@ TEST(CommandExecutor, ShellTasksRunTheirScript) {
   TaskLaunch shell = task(2, {});
   shell.kind = "shell";
   shell.shell = "printf %s \"$MODE\"";
-  ASSERT_EQ(executor.launch(shell, std::chrono::steady_clock::now()).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(shell, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
   AttemptEnd end = wait_for(executor, 2);
   EXPECT_EQ(end.exit_code, 0);
   EXPECT_EQ(end.output, "full");
@@ -122,10 +126,10 @@ TEST(CommandExecutor, StopEndsItStoppedAndTimeoutEndsItTimedOut) {
   CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   executor.set_limits(200ms, 1 << 20, 1 << 20);
   auto now = std::chrono::steady_clock::now();
-  ASSERT_EQ(executor.launch(task(4, {"sleep", "30"}), now).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(task(4, {"sleep", "30"}), now).status, LaunchStatus::Submitted);
   TaskLaunch slow = task(5, {"sleep", "30"});
   slow.timeout = 100ms;
-  ASSERT_EQ(executor.launch(slow, now).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(slow, now).status, LaunchStatus::Submitted);
   ASSERT_TRUE(executor.next_deadline());
   EXPECT_EQ(*executor.next_deadline(), now + 100ms);
   executor.stop(4, std::chrono::steady_clock::now());
@@ -141,7 +145,7 @@ TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
   TaskLaunch writer = task(6, {});
   writer.kind = "shell";
   writer.shell = "printf '{\"rows\": %s}' 3 > \"$ORCH_OUTPUT\"; echo done";
-  ASSERT_EQ(executor.launch(writer, std::chrono::steady_clock::now()).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(writer, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
   AttemptEnd end = wait_for(executor, 6);
   EXPECT_EQ(end.exit_code, 0);
   EXPECT_EQ(end.output, "done\n");
@@ -162,9 +166,9 @@ TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
   large.shell = "echo '[1,2,3,4,5,6,7,8,9,10]' > \"$ORCH_OUTPUT\"";
   TaskLaunch none = task(9, {"true"});
   auto now = std::chrono::steady_clock::now();
-  ASSERT_EQ(executor.launch(invalid, now).status, LaunchStatus::Running);
-  ASSERT_EQ(executor.launch(large, now).status, LaunchStatus::Running);
-  ASSERT_EQ(executor.launch(none, now).status, LaunchStatus::Running);
+  ASSERT_EQ(executor.launch(invalid, now).status, LaunchStatus::Submitted);
+  ASSERT_EQ(executor.launch(large, now).status, LaunchStatus::Submitted);
+  ASSERT_EQ(executor.launch(none, now).status, LaunchStatus::Submitted);
   AttemptEnd bad = wait_for(executor, 7), big = wait_for(executor, 8), quiet = wait_for(executor, 9);
   EXPECT_EQ(bad.output_error, "the output in $ORCH_OUTPUT is not one valid JSON value");
   EXPECT_EQ(bad.output_data, "");
