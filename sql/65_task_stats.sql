@@ -46,9 +46,12 @@ CREATE TABLE orch.task_days (
 
 -- Adds attempts' ends (rows of (type, task, owner, status, started_at,
 -- completed_at) as orch.tasks has them just after the end is recorded).
+-- PL/pgSQL keeps the statement's plan; an SQL function with a SET clause
+-- is parsed and planned at every call (0.45 ms of each scheduler turn).
 CREATE FUNCTION orch._count_task_ends(ends jsonb) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   WITH e AS (
     SELECT e.type, e.task, e.owner, (e.completed_at AT TIME ZONE 'UTC')::date AS day,
            e.status = 'COMPLETED' AS completed, e.status IN ('FAILED', 'PENDING') AS failed,
@@ -75,7 +78,8 @@ AS $$
       failed = s.failed + excluded.failed, timed = s.timed + excluded.timed,
       duration_sum_ms = s.duration_sum_ms + excluded.duration_sum_ms,
       duration_max_ms = greatest(s.duration_max_ms, excluded.duration_max_ms),
-      durations = orch._duration_histogram_merge(s.durations, excluded.durations)
+      durations = orch._duration_histogram_merge(s.durations, excluded.durations);
+END
 $$;
 
 -- What users read. A percentile is at most the longest duration seen.

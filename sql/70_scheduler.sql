@@ -164,9 +164,11 @@ $$;
 -- to jsonb_to_recordset alone (guessed at 100 rows), it read the whole
 -- primary key of a small orch.tasks.
 CREATE FUNCTION orch._record_ids(records jsonb) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ARRAY(SELECT (r ->> 'id')::bigint FROM jsonb_array_elements(records) AS r)
+BEGIN
+  RETURN ARRAY(SELECT (r ->> 'id')::bigint FROM jsonb_array_elements(records) AS r);
+END
 $$;
 
 -- started: [{"id": task id, "pid": pid or null, "execution_name", "started_at": Unix time of the launch}, ...]
