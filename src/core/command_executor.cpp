@@ -57,13 +57,6 @@ void prepare_output_directory(const std::string &directory) {
   ::closedir(dir);
 }
 
-// A fresh, empty file only this user may read.
-void create_empty(const std::string &path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("could not create the output file " + quote(path) + ": " + std::strerror(errno));
-  ::close(fd);
-}
-
 }  // namespace
 
 CommandExecutor::CommandExecutor(std::string marker, std::string output_directory)
@@ -77,7 +70,8 @@ Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
     SpawnRequest request;
     request.argv = task.kind == "shell" ? std::vector<std::string>{"/bin/sh", "-c", task.shell} : task.command;
     request.env = command_environment(task, marker_, output_file);
-    create_empty(output_file);
+    // The command makes the file if it has an output (no file: none). Its
+    // name is new for each attempt, in a directory only this user reads.
     output_files_[task.id] = output_file;
     request.working_directory = task.working_directory;
     request.timeout = task.timeout;
