@@ -122,7 +122,8 @@ std::vector<Started> CommandExecutor::started() {
 
 void collect_output_file(const std::string &path, std::size_t max_output_data, AttemptEnd &end) {
   std::string text;
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  // (O_NONBLOCK: a FIFO made there must not hold the scheduler in open().)
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd >= 0) {
     // One byte more than allowed tells "too large" without reading it all.
     char buffer[64 * 1024];

@@ -177,6 +177,27 @@ TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
   EXPECT_EQ(quiet.output_data, "");
 }
 
+TEST(CommandExecutor, AFifoOrSymlinkAsOrchOutputIsNoOutputAndNeverWaitedFor) {
+  std::string directory = output_directory();
+  CommandExecutor executor("ORCH_SCHEDULER=test", directory);
+  TaskLaunch fifo = task(10, {});
+  fifo.kind = "shell";
+  fifo.shell = "mkfifo \"$ORCH_OUTPUT\"";
+  TaskLaunch link = task(11, {});
+  link.kind = "shell";
+  link.shell = "echo '{\"secret\": 1}' > secret.json; ln -s \"$PWD/secret.json\" \"$ORCH_OUTPUT\"";
+  link.working_directory = directory;
+  auto now = std::chrono::steady_clock::now();
+  ASSERT_EQ(executor.launch(fifo, now).status, LaunchStatus::Submitted);
+  ASSERT_EQ(executor.launch(link, now).status, LaunchStatus::Submitted);
+  AttemptEnd from_fifo = wait_for(executor, 10), from_link = wait_for(executor, 11);
+  EXPECT_EQ(from_fifo.exit_code, 0);
+  EXPECT_EQ(from_fifo.output_data, "");
+  EXPECT_EQ(from_fifo.output_error, "");
+  EXPECT_EQ(from_link.exit_code, 0);
+  EXPECT_EQ(from_link.output_data, "");  // not followed
+}
+
 TEST(CommandExecutor, LeftoverOutputFilesAreRemovedAtStart) {
   std::string directory = output_directory();
   std::string leftover = directory + "/41-1";
