@@ -220,16 +220,22 @@ bool ChildSupervisor::prepare(std::uint64_t id, const SpawnRequest &request, Ste
     failed_.push_back(spawn_failure(id, std::move(problem), now));
     return false;
   }
+  job.id = id;
+  job.argv = request.argv;
+  job.env = request.env;
+  job.working_directory = request.working_directory;
   int read_end = -1;
   if (!make_output_pipe(read_end, job.write_end)) {
     failed_.push_back(spawn_failure(id, std::string("could not create pipe: ") + std::strerror(errno), now));
     return false;
   }
-  job.id = id;
-  job.argv = request.argv;
-  job.env = request.env;
-  job.working_directory = request.working_directory;
-  children_.emplace_back(id, 0, read_end, request, now);
+  try {
+    children_.emplace_back(id, 0, read_end, request, now);
+  } catch (...) {
+    close_fd(read_end);
+    close_fd(job.write_end);
+    throw;
+  }
   return true;
 }
 
@@ -244,7 +250,16 @@ int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, Steady
 void ChildSupervisor::spawn_later(std::uint64_t id, const SpawnRequest &request, SteadyTime now) {
   if (!spawn_thread_) spawn_thread_ = std::make_unique<SpawnThread>();
   SpawnJob job;
-  if (prepare(id, request, now, job)) spawn_thread_->submit(std::move(job));
+  if (!prepare(id, request, now, job)) return;
+  int write_end = job.write_end;
+  try {
+    spawn_thread_->submit(std::move(job));
+  } catch (...) {  // not queued: the child will never be
+    close_fd(write_end);
+    close_fd(children_.back().fd);
+    children_.pop_back();
+    throw;
+  }
 }
 
 // The outcome of child id's spawn: it runs (and a stop asked meanwhile is
