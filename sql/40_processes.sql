@@ -288,7 +288,10 @@ BEGIN
     RAISE EXCEPTION 'run % still has a command being stopped', run_id USING ERRCODE = 'object_in_use',
       HINT = 'Wait for it with orch.wait().';
   END IF;
-  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, ready_at = NULL, pid = NULL, execution_name = NULL, started_at = NULL,
+  -- The task of a one-task run is ready now; _advance_runs makes the
+  -- others ready as their dependencies allow.
+  UPDATE orch.tasks t SET status = 'PENDING', attempt = 0, pid = NULL, execution_name = NULL, started_at = NULL,
+         ready_at = CASE WHEN run.total_tasks = 1 AND NOT run.has_fan_out THEN clock_timestamp() END,
          completed_at = NULL, exit_code = NULL, output = NULL, output_truncated = false, output_data = NULL,
          error_message = NULL
   WHERE t.run_id = run.id AND t.status IN ('FAILED', 'STOPPED', 'SKIPPED');

@@ -269,12 +269,18 @@ bool ChildSupervisor::spawned(std::uint64_t id, int pid, int error, SteadyTime n
   if (it == children_.end()) return false;
   if (error != 0) {
     close_fd(it->fd);
-    const std::string &program = it->program;
-    failed_.push_back(spawn_failure(id, "could not execute " + quote(program) + ": " + std::strerror(error), now));
+    FinishedChild failed =
+        spawn_failure(id, "could not execute " + quote(it->program) + ": " + std::strerror(error), now);
+    if (it->cause == Child::Cause::Stopped) {  // stopped first: that is its end
+      failed.ending = Ending::Stopped;
+      failed.error = "stopped";
+    }
+    failed_.push_back(std::move(failed));
     children_.erase(it);
     return false;
   }
   it->pid = pid;
+  it->started = now;  // its timeout counts from here, not from its wait in the queue
   if (it->cause == Child::Cause::Stopped) send_term(*it, now);
   return true;
 }
@@ -418,6 +424,7 @@ std::optional<SteadyTime> ChildSupervisor::next_deadline() const {
   };
   for (const auto &failed : failed_) consider(failed.ended);
   for (const auto &child : children_) {
+    if (child.pid == 0) continue;  // its spawn's result wakes the caller (watched_fds)
     if (!child.kill_at && child.timeout.count() > 0) consider(child.started + child.timeout);
     if (child.kill_at && !child.kill_sent) consider(*child.kill_at);
   }
@@ -427,8 +434,12 @@ std::optional<SteadyTime> ChildSupervisor::next_deadline() const {
 std::size_t ChildSupervisor::running() const { return children_.size(); }
 
 void ChildSupervisor::kill_all() noexcept {
-  // Spawns under way first: each child must have its pid to be killed.
+  // Spawns not begun are dropped; the one under way is waited for, so that
+  // each child that runs has its pid to be killed.
   if (spawn_thread_) {
+    for (std::uint64_t id : spawn_thread_->cancel_queued())
+      for (auto &child : children_)
+        if (child.id == id) close_fd(child.fd);
     spawn_thread_->wait_idle();
     for (const SpawnResult &result : spawn_thread_->take_results())
       for (auto &child : children_)

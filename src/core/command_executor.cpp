@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,17 @@ std::vector<std::string> command_environment(const TaskLaunch &task, const std::
 
 namespace {
 
+// Removes a command's output file, or the directory a command made in its
+// place, with what is in it (symlinks themselves, never what they name).
+void remove_output(const std::string &path) {
+  if (::unlink(path.c_str()) == 0 || errno != EISDIR) return;
+  auto remove_entry = [](const char *entry, const struct stat *, int, FTW *) {
+    ::remove(entry);
+    return 0;  // on to the next, whatever this one did
+  };
+  ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 // Removes what an earlier executor left in `directory` (it crashed before
 // reading them), creating the directory (mode 0700) if needed.
 void prepare_output_directory(const std::string &directory) {
@@ -53,7 +65,8 @@ void prepare_output_directory(const std::string &directory) {
   DIR *dir = ::opendir(directory.c_str());
   if (dir == nullptr) throw std::runtime_error("could not open " + quote(directory) + ": " + std::strerror(errno));
   while (dirent *entry = ::readdir(dir))
-    if (entry->d_name[0] != '.') ::unlink((directory + "/" + entry->d_name).c_str());
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0)
+      remove_output(directory + "/" + entry->d_name);
   ::closedir(dir);
 }
 
@@ -65,7 +78,10 @@ CommandExecutor::CommandExecutor(std::string marker, std::string output_director
 }
 
 Launch CommandExecutor::launch(const TaskLaunch &task, SteadyTime now) {
-  std::string output_file = output_directory_ + "/" + std::to_string(task.id) + "-" + std::to_string(task.attempt);
+  // A name never used before: orch.retry numbers attempts from 1 again, and
+  // what an earlier attempt left running could still write to its file.
+  std::string output_file = output_directory_ + "/" + std::to_string(task.id) + "-" + std::to_string(task.attempt) +
+                            "." + std::to_string(++launches_);
   try {
     SpawnRequest request;
     request.argv = task.kind == "shell" ? std::vector<std::string>{"/bin/sh", "-c", task.shell} : task.command;
@@ -136,7 +152,7 @@ void collect_output_file(const std::string &path, std::size_t max_output_data, A
     }
     ::close(fd);
   }
-  ::unlink(path.c_str());
+  remove_output(path);
   if (end.ending != Ending::Exited) return;  // a failed attempt's output is not its output
   if (std::optional<std::string> problem = output_problem(text, max_output_data))
     end.output_error = *problem;

@@ -68,6 +68,7 @@ class CommandExecutor final : public Executor {
   std::size_t max_output_data_ = kDefaultMaxOutputData;
   ChildSupervisor children_;
   std::map<std::uint64_t, std::string> output_files_;  // by attempt id
+  std::uint64_t launches_ = 0;  // makes each output file's name new
   std::vector<AttemptEnd> refused_;  // requests the supervisor refused, reported by the next poll()
 };
 

@@ -128,6 +128,23 @@ std::vector<SpawnResult> SpawnThread::take_results() {
   return results;
 }
 
+std::vector<std::uint64_t> SpawnThread::cancel_queued() noexcept {
+  std::vector<std::uint64_t> ids;
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    ids.reserve(jobs_.size());
+  } catch (...) {
+    return ids;  // (out of memory: they are spawned, then killed)
+  }
+  for (SpawnJob &job : jobs_) {
+    ::close(job.write_end);
+    ids.push_back(job.id);
+  }
+  jobs_.clear();
+  changed_.notify_all();
+  return ids;
+}
+
 void SpawnThread::wait_idle() {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return jobs_.empty() && !busy_; });

@@ -49,6 +49,9 @@ class SpawnThread {
   void submit(SpawnJob job);
   // The results since the last call, without waiting.
   std::vector<SpawnResult> take_results();
+  // Drops the jobs not begun (closing their write ends) and returns their
+  // ids: they never get a result.
+  std::vector<std::uint64_t> cancel_queued() noexcept;
   // Waits until every job submitted has a result.
   void wait_idle();
   // Readable while results wait for take_results(): for the caller's wait.

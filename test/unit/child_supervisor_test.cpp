@@ -474,6 +474,29 @@ TEST(ChildSupervisorLater, AStopBeforeItsPidIsKnownIsSentOnceItRuns) {
   }
 }
 
+TEST(ChildSupervisorLater, ItsTimeoutCountsFromTheSpawnNotFromTheQueue) {
+  ChildSupervisor supervisor;
+  SpawnRequest request = command({"sleep", "5"});
+  request.timeout = 300ms;
+  auto began = Clock::now();
+  supervisor.spawn_later(1, request, began - 1s);  // as if it had waited a second in the queue
+  auto finished = wait_for(supervisor, 1);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].ending, Ending::TimedOut);
+  EXPECT_GE(Clock::now() - began, 300ms);
+  EXPECT_LT(Clock::now() - began, 3s);
+}
+
+TEST(ChildSupervisorLater, AStopBeforeAFailedSpawnIsStillAStop) {
+  ChildSupervisor supervisor;
+  supervisor.spawn_later(3, command({"orch-no-such-program"}), Clock::now());
+  supervisor.stop(3, Clock::now());  // before poll() learns how the spawn went
+  auto finished = wait_for(supervisor, 1);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].ending, Ending::Stopped);
+  EXPECT_EQ(finished[0].error, "stopped");
+}
+
 TEST(ChildSupervisorLater, KillAllWaitsForSpawnsUnderWay) {
   std::vector<std::pair<std::uint64_t, int>> started;
   {

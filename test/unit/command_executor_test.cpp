@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,8 +131,17 @@ TEST(CommandExecutor, StopEndsItStoppedAndTimeoutEndsItTimedOut) {
   TaskLaunch slow = task(5, {"sleep", "30"});
   slow.timeout = 100ms;
   ASSERT_EQ(executor.launch(slow, now).status, LaunchStatus::Submitted);
+  // A timeout counts from the spawn, not from the wait in the spawn queue.
+  std::size_t started = 0;
+  for (auto give_up = now + 5s; started < 2 && std::chrono::steady_clock::now() < give_up;) {
+    EXPECT_TRUE(executor.poll(std::chrono::steady_clock::now()).empty());
+    started += executor.started().size();
+    if (started < 2) std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(started, 2u);
   ASSERT_TRUE(executor.next_deadline());
-  EXPECT_EQ(*executor.next_deadline(), now + 100ms);
+  EXPECT_GT(*executor.next_deadline(), now + 100ms);
+  EXPECT_LE(*executor.next_deadline(), std::chrono::steady_clock::now() + 100ms);
   executor.stop(4, std::chrono::steady_clock::now());
   EXPECT_EQ(wait_for(executor, 4).ending, Ending::Stopped);
   AttemptEnd timed_out = wait_for(executor, 5);
@@ -151,8 +161,12 @@ TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
   EXPECT_EQ(end.output, "done\n");
   EXPECT_EQ(end.output_data, "{\"rows\": 3}");
   EXPECT_EQ(end.output_error, "");
-  struct stat info;
-  EXPECT_NE(::stat((directory + "/6-2").c_str(), &info), 0) << "the output file is removed";
+  DIR *dir = ::opendir(directory.c_str());
+  ASSERT_NE(dir, nullptr);
+  int files = 0;
+  while (dirent *entry = ::readdir(dir)) files += entry->d_name[0] != '.';
+  ::closedir(dir);
+  EXPECT_EQ(files, 0) << "the output file is removed";
 }
 
 TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
@@ -198,15 +212,49 @@ TEST(CommandExecutor, AFifoOrSymlinkAsOrchOutputIsNoOutputAndNeverWaitedFor) {
   EXPECT_EQ(from_link.output_data, "");  // not followed
 }
 
+TEST(CommandExecutor, EachLaunchHasAnOutputFileOfItsOwnAndLeavesNothing) {
+  std::string directory = output_directory();
+  CommandExecutor executor("ORCH_SCHEDULER=test", directory);
+  // The same attempt twice (orch.retry numbers attempts from 1 again); the
+  // first leaves a directory where its output file would be.
+  TaskLaunch first = task(12, {});
+  first.kind = "shell";
+  first.shell = "echo \"$ORCH_OUTPUT\"; mkdir \"$ORCH_OUTPUT\"; touch \"$ORCH_OUTPUT/inside\"";
+  TaskLaunch again = first;
+  again.shell = "echo \"$ORCH_OUTPUT\"";
+  ASSERT_EQ(executor.launch(first, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
+  AttemptEnd one = wait_for(executor, 12);
+  ASSERT_EQ(executor.launch(again, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
+  AttemptEnd two = wait_for(executor, 12);
+  EXPECT_EQ(one.exit_code, 0);
+  EXPECT_EQ(one.output_data, "");
+  EXPECT_NE(one.output, two.output);
+  DIR *dir = ::opendir(directory.c_str());
+  ASSERT_NE(dir, nullptr);
+  std::vector<std::string> left;
+  while (dirent *entry = ::readdir(dir))
+    if (entry->d_name[0] != '.') left.push_back(entry->d_name);
+  ::closedir(dir);
+  EXPECT_TRUE(left.empty()) << left.front();
+}
+
 TEST(CommandExecutor, LeftoverOutputFilesAreRemovedAtStart) {
   std::string directory = output_directory();
-  std::string leftover = directory + "/41-1";
+  std::string leftover = directory + "/41-1.1";
   FILE *file = std::fopen(leftover.c_str(), "w");
   ASSERT_NE(file, nullptr);
   std::fclose(file);
+  std::string left_directory = directory + "/42-1.2";
+  ASSERT_EQ(::mkdir(left_directory.c_str(), 0700), 0);
+  std::string elsewhere = output_directory();  // not the executor's
+  std::string kept = elsewhere + "/kept";
+  std::fclose(std::fopen(kept.c_str(), "w"));
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (left_directory + "/link").c_str()), 0);
   CommandExecutor executor("ORCH_SCHEDULER=test", directory);
   struct stat info;
   EXPECT_NE(::stat(leftover.c_str(), &info), 0);
+  EXPECT_NE(::stat(left_directory.c_str(), &info), 0);
+  EXPECT_EQ(::stat(kept.c_str(), &info), 0);  // a symlink in it is removed, not followed
 }
 
 }  // namespace
