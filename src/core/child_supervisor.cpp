@@ -243,7 +243,12 @@ int ChildSupervisor::spawn(std::uint64_t id, const SpawnRequest &request, Steady
   SpawnJob job;
   if (!prepare(id, request, now, job)) return 0;
   int pid = 0;
-  int rc = spawn_job(job, pid);
+  int rc = ENOMEM;
+  try {
+    rc = spawn_job(job, pid);
+  } catch (...) {  // out of memory for argv: the spawn fails
+    close_fd(job.write_end);
+  }
   return spawned(id, pid, rc, now) ? pid : 0;
 }
 

@@ -113,6 +113,9 @@ SpawnThread::~SpawnThread() {
 void SpawnThread::submit(SpawnJob job) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // Room for every result to come, so that the thread never allocates
+    // for one (an exception there would end the process).
+    results_.reserve(results_.size() + jobs_.size() + 2);
     jobs_.push_back(std::move(job));
   }
   changed_.notify_all();
@@ -123,8 +126,8 @@ std::vector<SpawnResult> SpawnThread::take_results() {
   while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<SpawnResult> results = std::move(results_);
-  results_.clear();
+  std::vector<SpawnResult> results(results_.begin(), results_.end());
+  results_.clear();  // (keeping the room reserved for the thread)
   return results;
 }
 
@@ -161,7 +164,12 @@ void SpawnThread::work() {
     lock.unlock();
     SpawnResult result;
     result.id = job.id;
-    result.error = spawn_job(job, result.pid);
+    try {
+      result.error = spawn_job(job, result.pid);
+    } catch (...) {  // out of memory for argv: no C++ exception may leave this thread
+      if (job.write_end >= 0) ::close(job.write_end);
+      result.error = ENOMEM;
+    }
     lock.lock();
     results_.push_back(result);
     busy_ = false;
