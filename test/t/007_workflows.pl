@@ -105,17 +105,17 @@ is(sql(q{SELECT output_data FROM orch.tasks WHERE process_id = 'f1' AND name = '
 # A retried attempt is numbered 1 again, but its $ORCH_OUTPUT is a new file:
 # what the failed attempt left running (out of its process group) and writes
 # later is not the retry's output. The first attempt fails (once the
-# leftover has left its group); the retry writes nothing, while the
-# leftover writes 99 to the old file.
+# leftover has left its group); the retry writes nothing and ends once the
+# leftover has written 99 to the old file (10 s at most).
 sql(qq{SELECT orch.define_process_type('stale', \$json\$[
-  {"name": "a", "shell": "if test -e $dir/stale_again; then sleep 3; else setsid sh -c 'sleep 1; echo 99 > \$0; touch $dir/stale_wrote' \$ORCH_OUTPUT & sleep 0.3; exit 1; fi"}
+  {"name": "a", "shell": "if test -e $dir/stale_again; then for i in \$(seq 100); do test -e $dir/stale_wrote && break; sleep 0.1; done; else setsid sh -c 'sleep 1; echo 99 > \$0; touch $dir/stale_wrote' \$ORCH_OUTPUT & sleep 0.3; exit 1; fi"}
 ]\$json\$)});
 sql(q{SELECT orch.create_process('stale1', 'stale'); SELECT orch.start('stale1')});
 ok(wait_until(30, sub { sql(q{SELECT status FROM orch.processes WHERE id = 'stale1'}) eq 'FAILED' }), 'stale: the first attempt fails');
 append_to_file("$dir/stale_again", '');
 sql(q{SELECT orch.retry(current_run_id) FROM orch.processes WHERE id = 'stale1'});
 ok(wait_until(30, sub { sql(q{SELECT status FROM orch.processes WHERE id = 'stale1'}) eq 'COMPLETED' }), 'stale: the retry completes');
-ok(-e "$dir/stale_wrote", 'stale: the leftover wrote while the retry ran');
+ok(-e "$dir/stale_wrote", 'stale: the leftover wrote before the retry ended');
 is(sql(q{SELECT attempt || ' ' || coalesce(output_data::text, 'none') FROM orch.tasks WHERE process_id = 'stale1'}), '1 none',
 	'stale: the retry has no output');
 

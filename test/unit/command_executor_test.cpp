@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -24,6 +25,20 @@ std::string output_directory() {
   char path[] = "/tmp/orch_outputs_XXXXXX";
   if (::mkdtemp(path) == nullptr) ADD_FAILURE() << "mkdtemp failed";
   return path;
+}
+
+// The names in `directory`, "." and ".." aside.
+std::vector<std::string> entries_in(const std::string &directory) {
+  std::vector<std::string> names;
+  DIR *dir = ::opendir(directory.c_str());
+  if (dir == nullptr) {
+    ADD_FAILURE() << "cannot open " << directory;
+    return names;
+  }
+  while (dirent *entry = ::readdir(dir))
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) names.push_back(entry->d_name);
+  ::closedir(dir);
+  return names;
 }
 
 TaskLaunch task(std::uint64_t id, std::vector<std::string> command) {
@@ -161,12 +176,7 @@ TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
   EXPECT_EQ(end.output, "done\n");
   EXPECT_EQ(end.output_data, "{\"rows\": 3}");
   EXPECT_EQ(end.output_error, "");
-  DIR *dir = ::opendir(directory.c_str());
-  ASSERT_NE(dir, nullptr);
-  int files = 0;
-  while (dirent *entry = ::readdir(dir)) files += entry->d_name[0] != '.';
-  ::closedir(dir);
-  EXPECT_EQ(files, 0) << "the output file is removed";
+  EXPECT_EQ(entries_in(directory), std::vector<std::string>{}) << "the output file is removed";
 }
 
 TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
@@ -229,13 +239,7 @@ TEST(CommandExecutor, EachLaunchHasAnOutputFileOfItsOwnAndLeavesNothing) {
   EXPECT_EQ(one.exit_code, 0);
   EXPECT_EQ(one.output_data, "");
   EXPECT_NE(one.output, two.output);
-  DIR *dir = ::opendir(directory.c_str());
-  ASSERT_NE(dir, nullptr);
-  std::vector<std::string> left;
-  while (dirent *entry = ::readdir(dir))
-    if (entry->d_name[0] != '.') left.push_back(entry->d_name);
-  ::closedir(dir);
-  EXPECT_TRUE(left.empty()) << left.front();
+  EXPECT_EQ(entries_in(directory), std::vector<std::string>{});
 }
 
 TEST(CommandExecutor, LeftoverOutputFilesAreRemovedAtStart) {
