@@ -909,8 +909,11 @@ BEGIN
       SELECT r.id FROM orch.runs r
       WHERE r.completed_at < now() - history AND r.status IN ('COMPLETED', 'FAILED', 'STOPPED')
         AND NOT EXISTS (SELECT 1 FROM orch.processes p WHERE p.id = r.process_id AND p.current_run_id = r.id)
-        -- (a stopped run's command may still be dying: it counts against the limits until it has)
-        AND NOT EXISTS (SELECT 1 FROM orch.tasks t WHERE t.run_id = r.id AND t.status IN ('DISPATCHED', 'RUNNING'))
+        -- (a stopped run's command may still be dying: it counts against the limits until it has.
+        -- Said as the limits say it, so that it reads the few active tasks by their partial
+        -- index: without fan_out, each batch read all of orch.tasks, 97 ms with 1M rows.)
+        AND NOT EXISTS (SELECT 1 FROM orch.tasks t
+                        WHERE t.run_id = r.id AND t.status IN ('DISPATCHED', 'RUNNING') AND t.fan_out IS NULL)
       ORDER BY r.completed_at LIMIT greatest(max_rows / 10, 1) FOR UPDATE OF r SKIP LOCKED);
     -- Their tasks, as many as fit; a run goes once all its tasks have.
     task_ids := ARRAY(SELECT t.id FROM orch.tasks t WHERE t.run_id = ANY (run_ids)
