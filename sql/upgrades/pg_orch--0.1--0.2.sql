@@ -46,6 +46,10 @@ ALTER TABLE orch.process_type_tasks DROP CONSTRAINT process_type_tasks_kind_chec
 ALTER TABLE orch.process_type_tasks ADD COLUMN slurm jsonb;
 ALTER TABLE orch.tasks ADD COLUMN execution_name text, ADD COLUMN slurm jsonb;
 
+-- 10_tables.sql: room for a second version of every process row (HOT
+-- updates through a burst of starts).
+ALTER TABLE orch.processes SET (fillfactor = 40);
+
 -- 20_c_functions.sql: substitution takes the task's kind (an http request
 -- encodes what it substitutes), and orch._http_host.
 DROP FUNCTION orch._substitute_placeholders(text[], jsonb, text, boolean);
@@ -183,22 +187,27 @@ AS $$
 DECLARE
   new_run_id bigint;
   fans_out boolean;
+  -- Taken once, not clock_timestamp() in the statement: a volatile call in
+  -- an INSERT's SELECT list keeps a subquery scan over its rows (a tenth of
+  -- a start).
+  start_time timestamptz := clock_timestamp();
 BEGIN
   WITH proc AS (
     UPDATE orch.processes p
     SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
-        last_run_at = clock_timestamp(), updated_at = clock_timestamp()
+        last_run_at = start_time, updated_at = start_time
+    FROM orch.process_type_versions v
     WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
+      AND v.type = p.type AND v.version = p.type_version
     RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
-              p.current_run_id),
+              p.current_run_id, v.task_count, v.has_fan_out),
   run AS (
     INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
                            has_fan_out, started_at)
     OVERRIDING SYSTEM VALUE
     SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
-           v.task_count, v.has_fan_out, clock_timestamp()
-    FROM proc JOIN orch.process_type_versions v ON v.type = proc.type AND v.version = proc.type_version
-    RETURNING has_fan_out),
+           proc.task_count, proc.has_fan_out, start_time
+    FROM proc),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
   tasks AS (
@@ -211,15 +220,15 @@ BEGIN
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
            t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel, t.slurm,
-           CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN clock_timestamp() END
+           CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN start_time END
     FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
   logged AS (
     INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
     SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
-  SELECT proc.current_run_id, (SELECT run.has_fan_out FROM run) INTO new_run_id, fans_out FROM proc;
+  SELECT proc.current_run_id, proc.has_fan_out INTO new_run_id, fans_out FROM proc;
   IF new_run_id IS NOT NULL THEN
     -- A fan-out with nothing to wait for makes its instances now. (Read
-    -- from the insert: a query of orch.runs here, planned in a session's
+    -- with the process: a query of orch.runs here, planned in a session's
     -- first start while the table was empty, scanned it at every start.)
     IF fans_out THEN
       PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
