@@ -8,13 +8,44 @@
 #include "pg/background_worker.hpp"
 #include "pg/guards.hpp"
 #include "pg/pruner.hpp"
+#include "pg/shared_state.hpp"
 #include "pg/spi.hpp"
 
 namespace orch::pg {
 namespace {
 
-constexpr long kLeastRestMs = 10;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr milliseconds kLeastRest{10};
 constexpr long kRestPerBatchTime = 3;
+// Pruning is for idle time: a batch waits until no run has been started
+// for kQuietTime (a start's p99 latency doubled while batches ran beside
+// it), but no longer than kLongestDeferral after the last batch (or the
+// pruner's start), so that history stays bounded under any load: 1,000
+// rows every 10 s at least.
+constexpr milliseconds kQuietTime{100};
+constexpr milliseconds kLongestDeferral{10000};
+
+// Sleeps on the latch (SIGTERM ends the process).
+void rest(milliseconds time) {
+  pg_call([&] {
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, static_cast<long>(time.count()),
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  });
+}
+
+// Waits while runs are being started (wake_generation moves: orch.start,
+// schedules, events), but not past `deadline`.
+void wait_for_quiet(steady_clock::time_point deadline) {
+  for (;;) {
+    std::uint32_t seen = wake_generation();
+    rest(kQuietTime);
+    if (wake_generation() == seen || steady_clock::now() >= deadline) return;
+  }
+}
 
 void prune_until_done() {
   // Archive files a crash left half written go; expired months leave
@@ -24,9 +55,10 @@ void prune_until_done() {
     query("SELECT orch._remove_partial_archives(orch._archive_prefix())");
     query("SELECT orch._detach_expired_months()");
   });
+  wait_for_quiet(steady_clock::now() + kLongestDeferral);
   for (;;) {  // until a batch finds nothing; SIGTERM (die) ends the process
     reload_config_if_asked();
-    auto begin = std::chrono::steady_clock::now();
+    auto begin = steady_clock::now();
     std::vector<std::string> removed;
     in_transaction([&] {
       removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
@@ -34,13 +66,9 @@ void prune_until_done() {
     if (removed.empty() || removed[0] == "0") return;
     // Pruning a quarter of the time at most: on a small machine a pruner
     // that never rests takes a core from the scheduler and its commands.
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
-    long rest = std::max(kLeastRestMs, kRestPerBatchTime * static_cast<long>(took.count()));
-    pg_call([&] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, rest, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-      CHECK_FOR_INTERRUPTS();
-    });
+    auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - begin);
+    rest(std::max(kLeastRest, kRestPerBatchTime * took));
+    wait_for_quiet(begin + kLongestDeferral);
   }
 }
 

@@ -8,6 +8,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use OrchTest;
+use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -130,6 +131,33 @@ $node->reload;
 ok(wait_until(10, sub { sql(q{SHOW orch.archive_directory}) eq '' }), 'no archive');
 sql(q{SELECT orch.prune_history()});
 is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'h1'}), '1', 'without an archive, the rest went');
+
+# The pruner gives way to starts: while runs are being started (one every
+# 20 ms here, for 4 s) it prunes at most one batch (1,000 rows) in 10 s;
+# once they stop, the rest goes.
+sql(q{SELECT orch.define_process_type('busy', '[{"name": "a", "command": ["true"]}]')});
+sql(q{SELECT count(orch.create_process('busy-' || i, 'busy')) FROM generate_series(1, 200) i});
+my ($busy_out, $busy_err) = ('', '');
+my $busy = IPC::Run::start(
+	[ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c',
+	  q{DO $$ BEGIN FOR i IN 1..200 LOOP PERFORM orch.start('busy-' || i); COMMIT; PERFORM pg_sleep(0.02); END LOOP; END $$} ],
+	'>', \$busy_out, '2>', \$busy_err);
+ok(wait_until(10, sub { sql(q{SELECT count(*) FROM orch.runs WHERE process_id LIKE 'busy-%'}) >= 10 }), 'runs are being started');
+sql(q{INSERT INTO orch.runs (process_id, owner, status, triggered_by, total_tasks, started_at, completed_at)
+      SELECT 'old-' || i, 'postgres', 'COMPLETED', 'SCHEDULED', 10, now() - interval '1 hour', now() - interval '1 hour'
+      FROM generate_series(1, 500) i;
+      INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, status)
+      SELECT r.id, r.process_id, r.owner, 'old', 1, t, 'step-' || t, 'command', 'COMPLETED'
+      FROM orch.runs r, generate_series(0, 9) t WHERE r.process_id LIKE 'old-%'});
+my $expired = q{SELECT (SELECT count(*) FROM orch.runs WHERE process_id LIKE 'old-%')
+                       + (SELECT count(*) FROM orch.tasks WHERE process_id LIKE 'old-%')};
+sleep 2;
+my $starting = sql(q{SELECT count(*) FROM orch.runs WHERE process_id LIKE 'busy-%'});
+my $left = sql($expired);
+cmp_ok($left, '>=', 5500 - 1000, "while runs were being started ($starting so far), at most one batch went ($left of 5500 rows left)");
+$busy->finish;
+is($busy_err, '', 'every start succeeded');
+ok(wait_until(30, sub { sql($expired) eq '0' }), 'once the starts stopped, the rest went');
 
 $node->stop;
 done_testing();
