@@ -19,11 +19,11 @@ using std::chrono::steady_clock;
 
 constexpr milliseconds kLeastRest{10};
 constexpr long kRestPerBatchTime = 3;
-// Pruning is for idle time: a batch waits until no run has been started
-// for kQuietTime (a start's p99 latency doubled while batches ran beside
-// it), but no longer than kLongestDeferral after the last batch (or the
-// pruner's start), so that history stays bounded under any load: 1,000
-// rows every 10 s at least.
+// Pruning is for idle time: when runs were started since the last batch
+// began (or the pruner started), the next waits until none has been for
+// kQuietTime (a start's p99 latency doubled while batches ran beside it),
+// but no longer than kLongestDeferral after the last batch began, so that
+// history stays bounded under any load: 1,000 rows every 10 s at least.
 constexpr milliseconds kQuietTime{100};
 constexpr milliseconds kLongestDeferral{10000};
 
@@ -59,6 +59,7 @@ void prune_until_done() {
   for (;;) {  // until a batch finds nothing; SIGTERM (die) ends the process
     reload_config_if_asked();
     auto begin = steady_clock::now();
+    std::uint32_t generation = wake_generation();
     std::vector<std::string> removed;
     in_transaction([&] {
       removed = query("SELECT (b.runs + b.tasks + b.events)::pg_catalog.text FROM orch._prune_batch() b");
@@ -68,7 +69,7 @@ void prune_until_done() {
     // that never rests takes a core from the scheduler and its commands.
     auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - begin);
     rest(std::max(kLeastRest, kRestPerBatchTime * took));
-    wait_for_quiet(begin + kLongestDeferral);
+    if (wake_generation() != generation) wait_for_quiet(begin + kLongestDeferral);
   }
 }
 
