@@ -55,6 +55,14 @@ TaskLaunch task(std::uint64_t id, std::vector<std::string> command) {
   return launch;
 }
 
+// A shell task running `script`.
+TaskLaunch shell_task(std::uint64_t id, std::string script) {
+  TaskLaunch launch = task(id, {});
+  launch.kind = "shell";
+  launch.shell = std::move(script);
+  return launch;
+}
+
 // Polls until `id` ends, failing after a deadline. Ends of other attempts
 // are kept for their own call.
 AttemptEnd wait_for(CommandExecutor &executor, std::uint64_t id) {
@@ -111,9 +119,7 @@ TEST(CommandExecutor, ReportsTheExitCodeAndOutput) {
 
 TEST(CommandExecutor, ShellTasksRunTheirScript) {
   CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
-  TaskLaunch shell = task(2, {});
-  shell.kind = "shell";
-  shell.shell = "printf %s \"$MODE\"";
+  TaskLaunch shell = shell_task(2, "printf %s \"$MODE\"");
   ASSERT_EQ(executor.launch(shell, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
   AttemptEnd end = wait_for(executor, 2);
   EXPECT_EQ(end.exit_code, 0);
@@ -167,9 +173,7 @@ TEST(CommandExecutor, StopEndsItStoppedAndTimeoutEndsItTimedOut) {
 TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
   std::string directory = output_directory();
   CommandExecutor executor("ORCH_SCHEDULER=test", directory);
-  TaskLaunch writer = task(6, {});
-  writer.kind = "shell";
-  writer.shell = "printf '{\"rows\": %s}' 3 > \"$ORCH_OUTPUT\"; echo done";
+  TaskLaunch writer = shell_task(6, "printf '{\"rows\": %s}' 3 > \"$ORCH_OUTPUT\"; echo done");
   ASSERT_EQ(executor.launch(writer, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
   AttemptEnd end = wait_for(executor, 6);
   EXPECT_EQ(end.exit_code, 0);
@@ -182,12 +186,8 @@ TEST(CommandExecutor, WhatTheCommandWritesToOrchOutputIsItsOutput) {
 TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
   CommandExecutor executor("ORCH_SCHEDULER=test", output_directory());
   executor.set_limits(std::chrono::milliseconds(5000), 1 << 20, 16);
-  TaskLaunch invalid = task(7, {});
-  invalid.kind = "shell";
-  invalid.shell = "echo 'not json' > \"$ORCH_OUTPUT\"";
-  TaskLaunch large = task(8, {});
-  large.kind = "shell";
-  large.shell = "echo '[1,2,3,4,5,6,7,8,9,10]' > \"$ORCH_OUTPUT\"";
+  TaskLaunch invalid = shell_task(7, "echo 'not json' > \"$ORCH_OUTPUT\"");
+  TaskLaunch large = shell_task(8, "echo '[1,2,3,4,5,6,7,8,9,10]' > \"$ORCH_OUTPUT\"");
   TaskLaunch none = task(9, {"true"});
   auto now = std::chrono::steady_clock::now();
   ASSERT_EQ(executor.launch(invalid, now).status, LaunchStatus::Submitted);
@@ -204,12 +204,9 @@ TEST(CommandExecutor, AnInvalidOrOversizedOutputIsAnErrorAndNoOutput) {
 TEST(CommandExecutor, AFifoOrSymlinkAsOrchOutputIsNoOutputAndNeverWaitedFor) {
   std::string directory = output_directory();
   CommandExecutor executor("ORCH_SCHEDULER=test", directory);
-  TaskLaunch fifo = task(10, {});
-  fifo.kind = "shell";
-  fifo.shell = "mkfifo \"$ORCH_OUTPUT\"";
-  TaskLaunch link = task(11, {});
-  link.kind = "shell";
-  link.shell = "echo '{\"secret\": 1}' > secret.json; ln -s \"$PWD/secret.json\" \"$ORCH_OUTPUT\"";
+  TaskLaunch fifo = shell_task(10, "mkfifo \"$ORCH_OUTPUT\"");
+  TaskLaunch link =
+      shell_task(11, "echo '{\"secret\": 1}' > secret.json; ln -s \"$PWD/secret.json\" \"$ORCH_OUTPUT\"");
   link.working_directory = directory;
   auto now = std::chrono::steady_clock::now();
   ASSERT_EQ(executor.launch(fifo, now).status, LaunchStatus::Submitted);
@@ -227,9 +224,7 @@ TEST(CommandExecutor, EachLaunchHasAnOutputFileOfItsOwnAndLeavesNothing) {
   CommandExecutor executor("ORCH_SCHEDULER=test", directory);
   // The same attempt twice (orch.retry numbers attempts from 1 again); the
   // first leaves a directory where its output file would be.
-  TaskLaunch first = task(12, {});
-  first.kind = "shell";
-  first.shell = "echo \"$ORCH_OUTPUT\"; mkdir \"$ORCH_OUTPUT\"; touch \"$ORCH_OUTPUT/inside\"";
+  TaskLaunch first = shell_task(12, "echo \"$ORCH_OUTPUT\"; mkdir \"$ORCH_OUTPUT\"; touch \"$ORCH_OUTPUT/inside\"");
   TaskLaunch again = first;
   again.shell = "echo \"$ORCH_OUTPUT\"";
   ASSERT_EQ(executor.launch(first, std::chrono::steady_clock::now()).status, LaunchStatus::Submitted);
