@@ -83,11 +83,22 @@ int main(int argc, char **argv) {
 CPP
 }
 
-# latency: p50 and p99 in ms of STARTS starts of processes stamp-1..STARTS
-# (a stamp task each, writing $BENCH_TMP/stamps/N), one at a time (waiting
-# for each), from the start's commit record (track_commit_timestamp) to its
-# child's first instruction. Needs psql() defined.
-latency() {
+# create_stamp_processes: processes stamp-1..STARTS of type bench-stamp
+# (one task: $BENCH_TMP/stamp $BENCH_TMP/stamps/N), for latency_samples.
+create_stamp_processes() {
+  psql -v stamp="$BENCH_TMP/stamp" -v dir="$BENCH_TMP/stamps" -v starts="$STARTS" <<'SQL'
+SELECT FROM orch.define_process_type('bench-stamp',
+  jsonb_build_array(jsonb_build_object('name', 'stamp', 'command', jsonb_build_array(:'stamp', :'dir' || '/{{n}}'))))
+\g /dev/null
+SELECT count(orch.create_process('stamp-' || i, 'bench-stamp', jsonb_build_object('n', i))) FROM generate_series(1, :starts) i \g /dev/null
+SQL
+}
+
+# latency_samples: the latency in ms of each of STARTS starts of processes
+# stamp-1..STARTS (a stamp task each, writing $BENCH_TMP/stamps/N), one at a
+# time (waiting for each), from the start's commit record
+# (track_commit_timestamp) to its child's first instruction. Needs psql().
+latency_samples() {
   rm -f "$BENCH_TMP"/stamps/*
   for ((i = 1; i <= STARTS; i++)); do
     echo "SELECT orch.start('stamp-$i'), pg_current_xact_id()::xid AS xid \\gset"
@@ -101,8 +112,17 @@ latency() {
   while read -r i status commit; do
     echo "$(cat "$BENCH_TMP/stamps/$i") $commit"
   done < "$BENCH_TMP/session.out" | awk '
-    { split($1, a, "."); split($2, b, "."); print (a[1] - b[1]) * 1000 + (("0." a[2]) - ("0." b[2])) * 1000 }' |
-    sort -g | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(0.5 * NR + 0.999999)], v[int(0.99 * NR + 0.999999)] }'
+    { split($1, a, "."); split($2, b, "."); print (a[1] - b[1]) * 1000 + (("0." a[2]) - ("0." b[2])) * 1000 }'
+}
+
+# percentiles: p50 and p99 of the numbers on stdin.
+percentiles() {
+  sort -g | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(0.5 * NR + 0.999999)], v[int(0.99 * NR + 0.999999)] }'
+}
+
+# latency: p50 and p99 in ms of latency_samples.
+latency() {
+  latency_samples | percentiles
 }
 
 
