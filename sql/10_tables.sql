@@ -109,6 +109,10 @@ CREATE TABLE orch.processes (
   current_run_id bigint,
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now(),
+  -- Copied from its type version (type_version's task_count and
+  -- has_fan_out), so that a start reads no row but this one (added in 0.2).
+  task_count  integer NOT NULL,
+  has_fan_out boolean NOT NULL,
   FOREIGN KEY (type, type_version) REFERENCES orch.process_type_versions (type, version)
 ) WITH (fillfactor = 40);
 -- Every start and end of a run updates a process's status and current run:

@@ -10,6 +10,7 @@ DECLARE
   result orch.processes;
   zone text;
   process_type orch.process_types;
+  version_row orch.process_type_versions;
 BEGIN
   IF id IS NULL OR type IS NULL THEN
     RAISE EXCEPTION 'process id and type must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -43,11 +44,14 @@ BEGIN
   IF process_type.runs_os_commands THEN
     PERFORM orch._check_input_environment(_api_create_process.input_data);
   END IF;
+  SELECT * INTO version_row FROM orch.process_type_versions v
+  WHERE v.type = process_type.name AND v.version = process_type.version;
   BEGIN
     INSERT INTO orch.processes (id, type, type_version, input_data, owner, created_by_role, schedule, timezone,
-                                overlap_policy, misfire_policy, next_run_at)
+                                overlap_policy, misfire_policy, next_run_at, task_count, has_fan_out)
     VALUES (_api_create_process.id, process_type.name, process_type.version, _api_create_process.input_data, owner,
-            orch._caller(), schedule, zone, overlap, misfire, orch._next_run_at(schedule, zone, clock_timestamp()))
+            orch._caller(), schedule, zone, overlap, misfire, orch._next_run_at(schedule, zone, clock_timestamp()),
+            version_row.task_count, version_row.has_fan_out)
     RETURNING * INTO result;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'process "%" already exists', id USING ERRCODE = 'duplicate_object';
@@ -117,11 +121,9 @@ BEGIN
     UPDATE orch.processes p
     SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
         last_run_at = start_time, updated_at = start_time
-    FROM orch.process_type_versions v
     WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
-      AND v.type = p.type AND v.version = p.type_version
     RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
-              p.current_run_id, v.task_count, v.has_fan_out),
+              p.current_run_id, p.task_count, p.has_fan_out),
   run AS (
     INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
                            has_fan_out, started_at)
@@ -366,8 +368,10 @@ BEGIN
   IF process_type.runs_os_commands THEN
     PERFORM orch._check_input_environment(proc.input_data);
   END IF;
-  UPDATE orch.processes p SET type_version = process_type.version, updated_at = clock_timestamp()
-  WHERE p.id = proc.id RETURNING * INTO result;
+  UPDATE orch.processes p SET type_version = v.version, task_count = v.task_count, has_fan_out = v.has_fan_out,
+                              updated_at = clock_timestamp()
+  FROM orch.process_type_versions v
+  WHERE p.id = proc.id AND v.type = process_type.name AND v.version = process_type.version RETURNING p.* INTO result;
   PERFORM orch._log('upgraded', result.owner, result.id, NULL,
                           jsonb_build_object('from_version', proc.type_version, 'to_version', result.type_version));
   RETURN result;

@@ -50,6 +50,13 @@ ALTER TABLE orch.tasks ADD COLUMN execution_name text, ADD COLUMN slurm jsonb;
 -- updates through a burst of starts).
 ALTER TABLE orch.processes SET (fillfactor = 40);
 
+-- 10_tables.sql: a process carries its type version's task count and
+-- fan-out flag, so that a start reads no row but the process's.
+ALTER TABLE orch.processes ADD COLUMN task_count integer, ADD COLUMN has_fan_out boolean;
+UPDATE orch.processes p SET task_count = v.task_count, has_fan_out = v.has_fan_out
+FROM orch.process_type_versions v WHERE v.type = p.type AND v.version = p.type_version;
+ALTER TABLE orch.processes ALTER COLUMN task_count SET NOT NULL, ALTER COLUMN has_fan_out SET NOT NULL;
+
 -- 20_c_functions.sql: substitution takes the task's kind (an http request
 -- encodes what it substitutes), and orch._http_host.
 DROP FUNCTION orch._substitute_placeholders(text[], jsonb, text, boolean);
@@ -168,7 +175,77 @@ BEGIN
 END
 $$;
 
--- 40_processes.sql: substitution by kind; execution_name.
+-- 40_processes.sql: substitution by kind; execution_name; the task count
+-- and fan-out flag kept with the process.
+CREATE OR REPLACE FUNCTION orch._api_create_process(id text, type text, input_data jsonb, schedule text, timezone text,
+                                         overlap text, misfire text)
+RETURNS orch.processes
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  owner text := orch._writer('create processes');
+  claims jsonb := orch._jwt_claims();
+  result orch.processes;
+  zone text;
+  process_type orch.process_types;
+  version_row orch.process_type_versions;
+BEGIN
+  IF id IS NULL OR type IS NULL THEN
+    RAISE EXCEPTION 'process id and type must not be null' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF length(id) NOT BETWEEN 1 AND 255 THEN
+    RAISE EXCEPTION 'process id must be 1 to 255 characters long' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF input_data IS NULL THEN
+    input_data := '{}';
+  ELSIF jsonb_typeof(input_data) <> 'object' THEN
+    RAISE EXCEPTION 'input data must be a JSON object, not %', jsonb_typeof(input_data)
+      USING ERRCODE = 'invalid_parameter_value';
+  ELSIF octet_length(input_data::text) > pg_size_bytes(current_setting('orch.max_input_size')) THEN
+    RAISE EXCEPTION 'input data is % bytes, more than orch.max_input_size (%)', octet_length(input_data::text),
+      current_setting('orch.max_input_size') USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  zone := orch._check_schedule(schedule, timezone, overlap, misfire);
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type;
+  IF FOUND AND orch._may_use_type(process_type) THEN  -- checked before the row is locked
+    SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
+  END IF;
+  IF NOT FOUND AND orch._is_admin() THEN
+    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
+  ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', type USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+             '(orch.grant_process_type), and by orch_admin.';
+  END IF;
+  -- The input is fixed for the process's life: checked once that commands can
+  -- get it as ORCH_INPUT_* variables.
+  IF process_type.runs_os_commands THEN
+    PERFORM orch._check_input_environment(_api_create_process.input_data);
+  END IF;
+  SELECT * INTO version_row FROM orch.process_type_versions v
+  WHERE v.type = process_type.name AND v.version = process_type.version;
+  BEGIN
+    INSERT INTO orch.processes (id, type, type_version, input_data, owner, created_by_role, schedule, timezone,
+                                overlap_policy, misfire_policy, next_run_at, task_count, has_fan_out)
+    VALUES (_api_create_process.id, process_type.name, process_type.version, _api_create_process.input_data, owner,
+            orch._caller(), schedule, zone, overlap, misfire, orch._next_run_at(schedule, zone, clock_timestamp()),
+            version_row.task_count, version_row.has_fan_out)
+    RETURNING * INTO result;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'process "%" already exists', id USING ERRCODE = 'duplicate_object';
+  END;
+  IF claims IS NOT NULL THEN
+    INSERT INTO orch.process_claims (process_id, owner, claims) VALUES (result.id, result.owner, claims);
+  END IF;
+  IF schedule IS NOT NULL THEN
+    PERFORM orch._wake_scheduler_at_commit(false);
+  END IF;
+  PERFORM orch._log('created', result.owner, result.id, NULL, jsonb_build_object('type', type, 'version', result.type_version,
+                                                                      'schedule', schedule));
+  RETURN result;
+END
+$$;
+
 -- Starts a run of process `id` if it belongs to `owner` (and, with
 -- only_if_idle, is not in progress): makes the run from the version of its
 -- type that it runs, with `input` (NULL: the process's), makes it the
@@ -196,11 +273,9 @@ BEGIN
     UPDATE orch.processes p
     SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
         last_run_at = start_time, updated_at = start_time
-    FROM orch.process_type_versions v
     WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
-      AND v.type = p.type AND v.version = p.type_version
     RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
-              p.current_run_id, v.task_count, v.has_fan_out),
+              p.current_run_id, p.task_count, p.has_fan_out),
   run AS (
     INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
                            has_fan_out, started_at)
@@ -291,6 +366,38 @@ BEGIN
   PERFORM orch._wake_scheduler_at_commit(false);
   PERFORM orch._log('retried', proc.owner, proc.id, run.id, NULL);
   RETURN run.id;
+END
+$$;
+
+-- Moves a process to its type's newest version: from its next run on, it
+-- runs what the type's owner defined last. Redefining a type never does this
+-- by itself, so that no one's processes change under them; and only the
+-- process's owner (or an admin) may do it, because its sql tasks run as its
+-- creator: an editor who owns the type could otherwise run new code as them.
+CREATE OR REPLACE FUNCTION orch._api_upgrade_process(id text) RETURNS orch.processes
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  proc orch.processes := orch._lock_process(id, 'own');
+  process_type orch.process_types;
+  result orch.processes;
+BEGIN
+  SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = proc.type FOR KEY SHARE;
+  IF NOT orch._may_use_type(process_type) THEN
+    RAISE EXCEPTION 'permission denied for process type "%"', proc.type USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+             '(orch.grant_process_type), and by orch_admin.';
+  END IF;
+  IF process_type.runs_os_commands THEN
+    PERFORM orch._check_input_environment(proc.input_data);
+  END IF;
+  UPDATE orch.processes p SET type_version = v.version, task_count = v.task_count, has_fan_out = v.has_fan_out,
+                              updated_at = clock_timestamp()
+  FROM orch.process_type_versions v
+  WHERE p.id = proc.id AND v.type = process_type.name AND v.version = process_type.version RETURNING p.* INTO result;
+  PERFORM orch._log('upgraded', result.owner, result.id, NULL,
+                          jsonb_build_object('from_version', proc.type_version, 'to_version', result.type_version));
+  RETURN result;
 END
 $$;
 

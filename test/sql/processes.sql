@@ -44,7 +44,25 @@ SELECT status, run_id, current_task_index, total_tasks FROM orch.process_state('
 SELECT count(*) FROM orch.history('p1');
 SELECT orch.wait('p1', '1 second');
 
+-- A process runs the version of its type it was made with until its owner
+-- upgrades it: its runs have that version's tasks, and fan out only if it
+-- does.
+SELECT name FROM orch.define_process_type('grows', '[{"name": "a", "command": ["/bin/true"]}]');
+SELECT id, type_version FROM orch.create_process('p4', 'grows');
+SELECT name, version FROM orch.define_process_type('grows', '[{"name": "a", "command": ["/bin/true"]},
+  {"name": "b", "command": ["/bin/echo", "{{item}}"], "for_each": [1, 2], "depends_on": ["a"]}]');
+SELECT orch.start('p4') > 0 AS started;
+SELECT orch.wait('p4', '30 seconds');
+SELECT id, type_version FROM orch.upgrade_process('p4');
+SELECT orch.start('p4') > 0 AS started;
+SELECT orch.wait('p4', '30 seconds');
+SELECT r.total_tasks, r.has_fan_out, count(*) FILTER (WHERE t.item_index IS NULL) AS tasks,
+       count(t.item_index) AS instances
+FROM orch.runs r JOIN orch.tasks t ON t.run_id = r.id WHERE r.process_id = 'p4' GROUP BY r.id ORDER BY r.id;
+
 SELECT orch.delete_process('p1');
 SELECT orch.delete_process('p3');
+SELECT orch.delete_process('p4');
+SELECT orch.drop_process_type('grows');
 SELECT count(*) FROM orch.processes;
 SELECT orch.drop_process_type('echo-input');
