@@ -4,8 +4,9 @@
 //   stopped work commits, so it reacts within milliseconds without polling.
 // - Sessions and schedulers leave the launcher messages (the extension was
 //   created or updated in a database; a scheduler found no extension).
-// - DROP DATABASE and ALTER DATABASE ... RENAME hold their database: its
-//   scheduler is asked to leave and none starts until the statement ends.
+// - DROP DATABASE, ALTER DATABASE ... RENAME and DROP EXTENSION hold their
+//   database: its scheduler is asked to leave and none starts until the
+//   statement's transaction ends.
 #pragma once
 
 #include <cstdint>

@@ -5,7 +5,9 @@
 extern "C" {
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
 #include "nodes/parsenodes.h"
@@ -25,6 +27,18 @@ bool drops_pg_orch(const DropStmt *stmt) {
   foreach (cell, stmt->objects)
     if (names_pg_orch(strVal(lfirst(cell)))) return true;
   return false;
+}
+
+// Only the extension's owner (or a superuser) may drop it: anyone else's
+// DROP fails anyway and must not stop the scheduler meanwhile.
+bool may_drop_pg_orch() {
+  Oid extension = get_extension_oid("pg_orch", true);
+  if (!OidIsValid(extension)) return false;
+#if PG_VERSION_NUM >= 160000
+  return object_ownercheck(ExtensionRelationId, extension, GetUserId());
+#else
+  return pg_extension_ownercheck(extension, GetUserId());
+#endif
 }
 
 bool owns_database(Oid database) {
@@ -76,8 +90,14 @@ void statement_hook(PlannedStmt *pstmt, const char *query, bool read_only_tree, 
     start_scheduler_at_commit(MyDatabaseId);
   else if (IsA(stmt, AlterExtensionStmt) && names_pg_orch(castNode(AlterExtensionStmt, stmt)->extname))
     start_scheduler_at_commit(MyDatabaseId);
-  else if (IsA(stmt, DropStmt) && drops_pg_orch(castNode(DropStmt, stmt)))
+  else if (IsA(stmt, DropStmt) && drops_pg_orch(castNode(DropStmt, stmt))) {
+    // The database's workers leave first and none starts until the DROP
+    // has ended: one in the middle of a transaction takes the extension's
+    // locks in another order than the DROP, and one of the two would fail
+    // with a deadlock.
+    if (may_drop_pg_orch()) hold_database(MyDatabaseId);
     wake_scheduler_at_commit(false);
+  }
   else if (Oid database = database_needed_alone(stmt); OidIsValid(database))
     hold_database(database);
   if (previous_hook != nullptr)

@@ -60,19 +60,6 @@ $$;
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.orch_catalog();
 SELECT count(*) > 200 AS described FROM fresh;
 
--- The scheduler the previous file's CREATE EXTENSION started is idle (at
--- most 30 s): a DROP EXTENSION while it starts up can meet its locks in
--- the other order, and one of them fails with a deadlock.
-DO $$
-BEGIN
-  FOR i IN 1..300 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
-                      AND backend_type = 'pg_orch scheduler' AND wait_event_type = 'Extension');
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-END
-$$;
 DROP EXTENSION pg_orch CASCADE;
 CREATE EXTENSION pg_orch VERSION '0.1';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_orch';

@@ -73,14 +73,17 @@ is(sql_in('postgres', q{SELECT string_agg(DISTINCT datname, ',' ORDER BY datname
   WHERE backend_type = 'pg_orch scheduler'}), 'db_a,db_b,db_copy,db_copy2,postgres',
 	'none in template1 (a template) nor db_closed (no connections), nor for long in a database without it');
 
-# Red team: another user's DROP DATABASE or RENAME of it fails, and must not
-# stop its scheduler meanwhile (one line, repeated, would starve it).
+# Red team: another user's DROP DATABASE, RENAME of it or DROP EXTENSION
+# fails, and must not stop its scheduler meanwhile (one line, repeated,
+# would starve it).
 sql_in('postgres', 'CREATE ROLE mallory LOGIN CREATEDB');
 my $before = scheduler_pid($node, 'db_a');
 for my $statement ('DROP DATABASE db_a', 'ALTER DATABASE db_a RENAME TO stolen', 'CREATE DATABASE copy_of_a TEMPLATE db_a') {
 	my ($rc, $out, $err) = $node->psql('postgres', $statement, extra_params => ['-U', 'mallory']);
 	like($err, qr/must be owner|permission denied/, "mallory: $statement is refused");
 }
+my (undef, undef, $drop_err) = $node->psql('db_a', 'DROP EXTENSION pg_orch', extra_params => ['-U', 'mallory']);
+like($drop_err, qr/must be owner/, 'mallory: DROP EXTENSION pg_orch in db_a is refused');
 is(scheduler_pid($node, 'db_a'), $before, "and db_a's scheduler was never stopped");
 
 # DROP DATABASE without FORCE, while a command of that database runs.
@@ -109,6 +112,26 @@ is(schedulers_in('db_a'), '0', 'and is not started again');
 sql_in('db_a', 'CREATE EXTENSION pg_orch');
 ok(wait_until(5, sub { schedulers_in('db_a') eq '1' }), 'CREATE EXTENSION again: it is back');
 make_process('db_a');
+
+# DROP EXTENSION while the scheduler starts up (right after CREATE
+# EXTENSION) or is busy starting runs: the database's workers leave first,
+# so the DROP never meets their locks in the other order (it could fail
+# with "deadlock detected").
+sql_in('postgres', 'CREATE DATABASE db_churn TEMPLATE template0');
+my @failed;
+for my $round (1 .. 12) {
+	sql_in('db_churn', q{CREATE EXTENSION pg_orch;
+	  SELECT orch.define_process_type('t', '[{"name": "w", "command": ["/bin/sleep", "30"]}]');
+	  SELECT count(orch.create_process('p' || i, 't')) FROM generate_series(1, 20) i;
+	  SELECT count(orch.start('p' || i)) FROM generate_series(1, 20) i});
+	Time::HiRes::sleep(0.02 * ($round % 4));
+	my ($drop_rc, $drop_out, $drop_err) = $node->psql('db_churn', 'DROP EXTENSION pg_orch');
+	next if $drop_rc == 0;
+	push @failed, $drop_err;
+	sql_in('db_churn', 'DROP EXTENSION pg_orch');
+}
+is(join('', @failed), '', 'DROP EXTENSION succeeded in each of 12 rounds');
+ok(wait_until(5, sub { schedulers_in('db_churn') eq '0' }), 'and no scheduler is left in that database');
 
 # Red team: a database's owner sets what would break the workers' SQL for
 # every session of the database; the scheduler pins its own.
