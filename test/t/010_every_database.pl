@@ -132,6 +132,13 @@ for my $round (1 .. 12) {
 }
 is(join('', @failed), '', 'DROP EXTENSION succeeded in each of 12 rounds');
 ok(wait_until(5, sub { schedulers_in('db_churn') eq '0' }), 'and no scheduler is left in that database');
+# A DROP EXTENSION rolled back leaves the extension: its scheduler is back.
+sql_in('db_churn', 'CREATE EXTENSION pg_orch');
+ok(wait_until(5, sub { schedulers_in('db_churn') eq '1' }), 'db_churn has a scheduler again');
+my $churn_scheduler = scheduler_pid($node, 'db_churn');
+sql_in('db_churn', 'BEGIN; DROP EXTENSION pg_orch; ROLLBACK');
+ok(wait_until(10, sub { my $pid = scheduler_pid($node, 'db_churn'); $pid ne '' && $pid ne $churn_scheduler }),
+	'after a DROP EXTENSION rolled back, a new scheduler runs');
 
 # Red team: a database's owner sets what would break the workers' SQL for
 # every session of the database; the scheduler pins its own.
