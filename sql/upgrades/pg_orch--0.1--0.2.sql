@@ -251,9 +251,13 @@ $$;
 -- type that it runs, with `input` (NULL: the process's), makes it the
 -- process's current run and logs `event`.
 -- Returns the run's id, or NULL when the process did not qualify (the
--- caller then says why). One statement, the least a start must do: the row
--- is locked by the UPDATE, and only if it qualifies, so a caller who may not
--- start the process never holds it up. Callers check that the caller may.
+-- caller then says why). Two statements, the least a start must do: the
+-- UPDATE locks the row, and only if it qualifies, so a caller who may not
+-- start the process never holds it up; then one INSERT of the run, its
+-- tasks and the event, from the UPDATE's values as parameters. (Written as
+-- one statement, the inserts read the UPDATE's row through CTE scans and a
+-- join: 5% more a start, bench/start_instructions.) Callers check that the
+-- caller may.
 -- No SET clause (a sixth of a start): only orch._api_start and
 -- orch._start_scheduled_run call it, and both pin search_path.
 CREATE OR REPLACE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
@@ -263,53 +267,56 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   new_run_id bigint;
+  run_type text;
+  run_version integer;
+  run_input jsonb;
+  run_tasks integer;
   fans_out boolean;
   -- Taken once, not clock_timestamp() in the statement: a volatile call in
   -- an INSERT's SELECT list keeps a subquery scan over its rows (a tenth of
   -- a start).
   start_time timestamptz := clock_timestamp();
 BEGIN
-  WITH proc AS (
-    UPDATE orch.processes p
-    SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
-        last_run_at = start_time, updated_at = start_time
-    WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
-    RETURNING p.id, p.owner, p.type, p.type_version, coalesce(_start_run.input, p.input_data) AS input_data,
-              p.current_run_id, p.task_count, p.has_fan_out),
-  run AS (
+  UPDATE orch.processes p
+  SET status = 'IN_PROGRESS', current_run_id = nextval('orch.runs_id_seq'::regclass),
+      last_run_at = start_time, updated_at = start_time
+  WHERE p.id = _start_run.id AND p.owner = _start_run.owner AND NOT (only_if_idle AND p.status = 'IN_PROGRESS')
+  RETURNING p.current_run_id, p.type, p.type_version, coalesce(_start_run.input, p.input_data), p.task_count,
+            p.has_fan_out
+  INTO new_run_id, run_type, run_version, run_input, run_tasks, fans_out;
+  IF new_run_id IS NULL THEN
+    RETURN NULL;
+  END IF;
+  WITH run AS (
     INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
                            has_fan_out, started_at)
     OVERRIDING SYSTEM VALUE
-    SELECT proc.current_run_id, proc.id, proc.owner, 'IN_PROGRESS', triggered_by, catch_up, proc.input_data,
-           proc.task_count, proc.has_fan_out, start_time
-    FROM proc),
+    VALUES (new_run_id, _start_run.id, _start_run.owner, 'IN_PROGRESS', triggered_by, catch_up, run_input,
+            run_tasks, fans_out, start_time)),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
   tasks AS (
     INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
                             sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
                             depends_on, uses_outputs, fan_out, max_parallel, slurm, ready_at)
-    SELECT proc.current_run_id, proc.id, proc.owner, proc.type, proc.type_version, t.task_index, t.name, t.kind,
+    SELECT new_run_id, _start_run.id, _start_run.owner, run_type, run_version, t.task_index, t.name, t.kind,
            CASE WHEN t.has_placeholders
-                THEN orch._substitute_placeholders(t.command, proc.input_data, t.name, t.fan_out IS NOT NULL, t.kind)
+                THEN orch._substitute_placeholders(t.command, run_input, t.name, t.fan_out IS NOT NULL, t.kind)
                 ELSE t.command END,
            t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
            t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel, t.slurm,
            CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN start_time END
-    FROM proc JOIN orch.process_type_tasks t ON t.type = proc.type AND t.version = proc.type_version),
-  logged AS (
-    INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
-    SELECT proc.owner, proc.id, proc.current_run_id, event, event_detail FROM proc)
-  SELECT proc.current_run_id, proc.has_fan_out INTO new_run_id, fans_out FROM proc;
-  IF new_run_id IS NOT NULL THEN
-    -- A fan-out with nothing to wait for makes its instances now. (Read
-    -- with the process: a query of orch.runs here, planned in a session's
-    -- first start while the table was empty, scanned it at every start.)
-    IF fans_out THEN
-      PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
-    END IF;
-    PERFORM orch._wake_scheduler_at_commit(false);
+    FROM orch.process_type_tasks t WHERE t.type = run_type AND t.version = run_version)
+  INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
+  VALUES (_start_run.owner, _start_run.id, new_run_id, event, event_detail);
+  -- A fan-out with nothing to wait for makes its instances now. (fans_out
+  -- is read with the process: a query of orch.runs here, planned in a
+  -- session's first start while the table was empty, scanned it at every
+  -- start.)
+  IF fans_out THEN
+    PERFORM orch._advance_runs(ARRAY[new_run_id], false, wait => true);
   END IF;
+  PERFORM orch._wake_scheduler_at_commit(false);
   RETURN new_run_id;
 END
 $$;
