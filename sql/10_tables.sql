@@ -56,7 +56,7 @@ CREATE TABLE orch.process_type_versions (
 );
 
 -- A version's tasks, validated and normalised once, when it is defined: a
--- start copies them into orch.tasks with one INSERT ... SELECT.
+-- start copies them into orch.tasks (orch._write_run).
 CREATE TABLE orch.process_type_tasks (
   type        text NOT NULL,
   version     integer NOT NULL,
@@ -139,6 +139,9 @@ CREATE TABLE orch.process_claims (
 -- written (for each task of a run), planned once per session, often while
 -- the table is small, as a scan of it. Only pg_orch writes them, and
 -- orch.delete_process removes a process's runs and tasks with it.
+-- A start writes its run and tasks without INSERT (orch._write_run,
+-- src/pg/run_rows.cpp): a NOT NULL column added to either is filled there.
+
 -- Processes started by an event (orch.on_event, orch.emit).
 CREATE TABLE orch.event_subscriptions (
   process_id  text NOT NULL REFERENCES orch.processes (id) ON DELETE CASCADE,

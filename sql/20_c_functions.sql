@@ -58,6 +58,15 @@ LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_next_run_times';
 CREATE FUNCTION orch._check_time_zone(zone text) RETURNS void
 LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'orch_check_time_zone';
 
+-- Writes a started run's row and its tasks (from its type version's tasks,
+-- placeholders substituted from input) the way COPY writes rows, without
+-- an executor; returns how many tasks it wrote (src/pg/run_rows.cpp). Only
+-- orch._start_run calls it: it checks no permission and no policy.
+CREATE FUNCTION orch._write_run(run_id bigint, process_id text, owner text, type text, type_version integer,
+                                input jsonb, triggered_by text, catch_up boolean, total_tasks integer,
+                                has_fan_out boolean, started_at timestamptz)
+RETURNS integer LANGUAGE c AS 'MODULE_PATHNAME', 'orch_write_run';
+
 -- Wakes this database's scheduler when the calling transaction commits.
 CREATE FUNCTION orch._wake_scheduler_at_commit(stop_requested boolean) RETURNS void
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'orch_wake_scheduler_at_commit';

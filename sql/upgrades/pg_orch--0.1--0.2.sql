@@ -58,7 +58,7 @@ FROM orch.process_type_versions v WHERE v.type = p.type AND v.version = p.type_v
 ALTER TABLE orch.processes ALTER COLUMN task_count SET NOT NULL, ALTER COLUMN has_fan_out SET NOT NULL;
 
 -- 20_c_functions.sql: substitution takes the task's kind (an http request
--- encodes what it substitutes), and orch._http_host.
+-- encodes what it substitutes); orch._http_host; orch._write_run.
 DROP FUNCTION orch._substitute_placeholders(text[], jsonb, text, boolean);
 DROP FUNCTION orch._substitute_item(text[], jsonb, integer, text);
 DROP FUNCTION orch._substitute_outputs(text[], jsonb, text);
@@ -85,6 +85,15 @@ LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_item';
 CREATE FUNCTION orch._substitute_outputs(command text[], outputs jsonb, task text, kind text DEFAULT 'command')
 RETURNS text[]
 LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'orch_substitute_outputs';
+
+-- Writes a started run's row and its tasks (from its type version's tasks,
+-- placeholders substituted from input) the way COPY writes rows, without
+-- an executor; returns how many tasks it wrote (src/pg/run_rows.cpp). Only
+-- orch._start_run calls it: it checks no permission and no policy.
+CREATE FUNCTION orch._write_run(run_id bigint, process_id text, owner text, type text, type_version integer,
+                                input jsonb, triggered_by text, catch_up boolean, total_tasks integer,
+                                has_fan_out boolean, started_at timestamptz)
+RETURNS integer LANGUAGE c AS 'MODULE_PATHNAME', 'orch_write_run';
 
 -- 30_process_types.sql: http tasks to hosts outside orch.http_allowed_hosts
 -- need the command privilege.
@@ -251,13 +260,12 @@ $$;
 -- type that it runs, with `input` (NULL: the process's), makes it the
 -- process's current run and logs `event`.
 -- Returns the run's id, or NULL when the process did not qualify (the
--- caller then says why). Two statements, the least a start must do: the
--- UPDATE locks the row, and only if it qualifies, so a caller who may not
--- start the process never holds it up; then one INSERT of the run, its
--- tasks and the event, from the UPDATE's values as parameters. (Written as
--- one statement, the inserts read the UPDATE's row through CTE scans and a
--- join: 5% more a start, bench/start_instructions.) Callers check that the
--- caller may.
+-- caller then says why). The least a start must do: the UPDATE locks the
+-- row, and only if it qualifies, so a caller who may not start the process
+-- never holds it up; orch._write_run writes the run and its tasks from the
+-- UPDATE's values (through INSERT, the executor's set-up for a task's 37
+-- columns made a start twice as costly: bench/README.md); the event is
+-- logged. Callers check that the caller may.
 -- No SET clause (a sixth of a start): only orch._api_start and
 -- orch._start_scheduled_run call it, and both pin search_path.
 CREATE OR REPLACE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
@@ -272,9 +280,7 @@ DECLARE
   run_input jsonb;
   run_tasks integer;
   fans_out boolean;
-  -- Taken once, not clock_timestamp() in the statement: a volatile call in
-  -- an INSERT's SELECT list keeps a subquery scan over its rows (a tenth of
-  -- a start).
+  -- One instant: the process's last run, the run's start, its tasks' ready_at.
   start_time timestamptz := clock_timestamp();
 BEGIN
   UPDATE orch.processes p
@@ -287,26 +293,13 @@ BEGIN
   IF new_run_id IS NULL THEN
     RETURN NULL;
   END IF;
-  WITH run AS (
-    INSERT INTO orch.runs (id, process_id, owner, status, triggered_by, catch_up, input_data, total_tasks,
-                           has_fan_out, started_at)
-    OVERRIDING SYSTEM VALUE
-    VALUES (new_run_id, _start_run.id, _start_run.owner, 'IN_PROGRESS', triggered_by, catch_up, run_input,
-            run_tasks, fans_out, start_time)),
   -- What runs is fixed here: placeholders substituted from the input, so a
   -- run never changes, whatever happens to its type.
-  tasks AS (
-    INSERT INTO orch.tasks (run_id, process_id, owner, type, type_version, task_index, name, kind, command, shell,
-                            sql, working_directory, env, timeout, max_retries, retry_delay, retry_backoff,
-                            depends_on, uses_outputs, fan_out, max_parallel, slurm, ready_at)
-    SELECT new_run_id, _start_run.id, _start_run.owner, run_type, run_version, t.task_index, t.name, t.kind,
-           CASE WHEN t.has_placeholders
-                THEN orch._substitute_placeholders(t.command, run_input, t.name, t.fan_out IS NOT NULL, t.kind)
-                ELSE t.command END,
-           t.shell, t.sql, t.working_directory, t.env, t.timeout, t.max_retries, t.retry_delay, t.retry_backoff,
-           t.depends_on, t.uses_outputs, t.fan_out, t.max_parallel, t.slurm,
-           CASE WHEN cardinality(t.depends_on) = 0 AND t.fan_out IS NULL THEN start_time END
-    FROM orch.process_type_tasks t WHERE t.type = run_type AND t.version = run_version)
+  IF orch._write_run(new_run_id, _start_run.id, _start_run.owner, run_type, run_version, run_input, triggered_by,
+                     catch_up, run_tasks, fans_out, start_time) <> run_tasks THEN
+    RAISE EXCEPTION 'pg_orch: process "%" has % tasks, but version % of type "%" has another number',
+      _start_run.id, run_tasks, run_version, run_type;
+  END IF;
   INSERT INTO orch.events (owner, process_id, run_id, kind, detail)
   VALUES (_start_run.owner, _start_run.id, new_run_id, event, event_detail);
   -- A fan-out with nothing to wait for makes its instances now. (fans_out

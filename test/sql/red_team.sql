@@ -401,6 +401,31 @@ SELECT status FROM orch.processes WHERE id = 'rt-wedge';
 SELECT is_active, next_run_at, detail ->> 'error' AS error
 FROM orch.processes p JOIN orch.events e ON e.process_id = p.id AND e.kind = 'schedule_paused' WHERE p.id = 'rt-lost-zone';
 
+-- ---------------------------------------------------------------------------
+-- 11. A started run's rows are written without INSERT (orch._write_run):
+-- no one else may call it, since it checks no permission and no policy,
+-- and what INSERT would do is never skipped in silence. An INSERT trigger
+-- an administrator adds to orch.tasks makes starts fail, with nothing
+-- written, until it is dropped.
+SET ROLE regress_rt_alice;
+SELECT id FROM orch.create_process('rt-direct', 'rt-sql');
+SELECT public.try($$SELECT orch._write_run(1, 'rt-direct', 'regress_rt_bob', 'rt-sql', 1, '{}', 'MANUAL', false, 1,
+                                           false, now())$$);
+RESET ROLE;
+CREATE FUNCTION public.rt_tasks_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER rt_audit AFTER INSERT ON orch.tasks FOR EACH ROW EXECUTE FUNCTION public.rt_tasks_audit();
+SET ROLE regress_rt_alice;
+SELECT public.try($$SELECT orch.start('rt-direct')$$);
+RESET ROLE;
+SELECT status, current_run_id IS NULL AS no_run FROM orch.processes WHERE id = 'rt-direct';
+SELECT count(*) AS runs FROM orch.runs WHERE process_id = 'rt-direct';
+DROP TRIGGER rt_audit ON orch.tasks;
+DROP FUNCTION public.rt_tasks_audit();
+SET ROLE regress_rt_alice;
+SELECT orch.start('rt-direct') > 0 AS started;
+SELECT orch.wait('rt-direct', '30 seconds');
+RESET ROLE;
+
 -- Clean up.
 SELECT orch.delete_process(id) FROM orch.processes ORDER BY id;
 SELECT orch.drop_process_type(name) FROM orch.process_types ORDER BY name;
