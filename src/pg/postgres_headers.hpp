@@ -8,9 +8,11 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -42,6 +44,24 @@ inline WaitEventSet *create_wait_event_set(int events) {
   return CreateWaitEventSet(CurrentResourceOwner, events);
 #else
   return CreateWaitEventSet(CurrentMemoryContext, events);
+#endif
+}
+
+// The sequence of identity column `attnum` (17 takes the relation).
+inline Oid identity_sequence(Relation rel, AttrNumber attnum) {
+#if PG_VERSION_NUM >= 170000
+  return getIdentitySequence(rel, attnum, false);
+#else
+  return getIdentitySequence(RelationGetRelid(rel), attnum, false);
+#endif
+}
+
+// Index entries for a row just inserted (16 added onlySummarizing).
+inline void insert_index_entries(ResultRelInfo *info, TupleTableSlot *slot, EState *estate) {
+#if PG_VERSION_NUM >= 160000
+  ExecInsertIndexTuples(info, slot, estate, false, false, nullptr, NIL, false);
+#else
+  ExecInsertIndexTuples(info, slot, estate, false, false, nullptr, NIL);
 #endif
 }
 }  // namespace orch::pg

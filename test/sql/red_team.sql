@@ -405,8 +405,8 @@ FROM orch.processes p JOIN orch.events e ON e.process_id = p.id AND e.kind = 'sc
 -- 11. A started run's rows are written without INSERT (orch._write_run):
 -- no one else may call it, since it checks no permission and no policy,
 -- and what INSERT would do is never skipped in silence. An INSERT trigger
--- an administrator adds to orch.tasks makes starts fail, with nothing
--- written, until it is dropped.
+-- or rule an administrator adds makes starts fail, with nothing written,
+-- until it is dropped.
 SET ROLE regress_rt_alice;
 SELECT id FROM orch.create_process('rt-direct', 'rt-sql');
 SELECT public.try($$SELECT orch._write_run(1, 'rt-direct', 'regress_rt_bob', 'rt-sql', 1, '{}', 'MANUAL', false, 1,
@@ -421,6 +421,11 @@ SELECT status, current_run_id IS NULL AS no_run FROM orch.processes WHERE id = '
 SELECT count(*) AS runs FROM orch.runs WHERE process_id = 'rt-direct';
 DROP TRIGGER rt_audit ON orch.tasks;
 DROP FUNCTION public.rt_tasks_audit();
+CREATE RULE rt_rule AS ON INSERT TO orch.runs DO ALSO NOTHING;
+SET ROLE regress_rt_alice;
+SELECT public.try($$SELECT orch.start('rt-direct')$$);
+RESET ROLE;
+DROP RULE rt_rule ON orch.runs;
 SET ROLE regress_rt_alice;
 SELECT orch.start('rt-direct') > 0 AS started;
 SELECT orch.wait('rt-direct', '30 seconds');

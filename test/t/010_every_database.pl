@@ -181,5 +181,20 @@ ok(wait_until(10, sub {
 	sql_in('db_renamed', q{SELECT status FROM orch.runs WHERE process_id = 'p'}) eq 'COMPLETED' }),
 	'once repaired, db_renamed runs its process');
 
+# A database whose collation orders names unlike C (ICU "en" puts "a"
+# before "B"; C puts upper case first): a start finds its type's tasks
+# whatever the names (orch._write_run once looked them up in C's order, and
+# "p-a" found none).
+sql_in('postgres', q{CREATE DATABASE db_icu LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C' TEMPLATE template0});
+sql_in('db_icu', 'CREATE EXTENSION pg_orch');
+sql_in('db_icu', q{SELECT orch.define_process_type(n, '[{"name": "t", "command": ["true"]}]')
+  FROM unnest(ARRAY['b', 'Build', 'a', 'C', 'c', 'B']) n});
+sql_in('db_icu', q{SELECT orch.create_process('p-' || name, name) FROM orch.process_types});
+($rc, $out, $err) = $node->psql('db_icu', q{SELECT count(orch.start(id)) FROM orch.processes});
+is($rc, 0, 'db_icu (ICU collation): every process starts') or diag($err);
+is(sql_in('db_icu', q{SELECT string_agg(process_id || '=' || n, ' ' ORDER BY process_id COLLATE "C")
+  FROM (SELECT process_id, count(*) AS n FROM orch.tasks GROUP BY 1) t}),
+	'p-B=1 p-Build=1 p-C=1 p-a=1 p-b=1 p-c=1', 'each with its task');
+
 $node->stop;
 done_testing();
