@@ -140,7 +140,8 @@ CREATE TABLE orch.process_claims (
 -- the table is small, as a scan of it. Only pg_orch writes them, and
 -- orch.delete_process removes a process's runs and tasks with it.
 -- A start writes its run and tasks without INSERT (orch._write_run,
--- src/pg/run_rows.cpp): a NOT NULL column added to either is filled there.
+-- src/pg/run_rows.cpp): a column added to either that a start must fill is
+-- filled there (until it is, a start refuses a column with a default).
 
 -- Processes started by an event (orch.on_event, orch.emit).
 CREATE TABLE orch.event_subscriptions (

@@ -264,8 +264,8 @@ $$;
 -- row, and only if it qualifies, so a caller who may not start the process
 -- never holds it up; orch._write_run writes the run and its tasks from the
 -- UPDATE's values (through INSERT, the executor's set-up for a task's 37
--- columns made a start twice as costly: bench/README.md); the event is
--- logged. Callers check that the caller may.
+-- columns was a third of a start: bench/README.md); the event is logged.
+-- Callers check that the caller may.
 -- No SET clause (a sixth of a start): only orch._api_start and
 -- orch._start_scheduled_run call it, and both pin search_path.
 CREATE OR REPLACE FUNCTION orch._start_run(id text, owner text, only_if_idle boolean, triggered_by text, catch_up boolean,
