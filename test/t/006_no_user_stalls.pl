@@ -159,13 +159,15 @@ is(sql(q{SELECT count(*) FROM orch.tasks a JOIN orch.tasks b ON a.id < b.id
 # one per-second schedules all come due; then it fires them.
 sql(q{SELECT orch.define_process_type('tick', '[{"name": "t", "sql": "SELECT 1"}]');
       SELECT orch.grant_process_type('tick', 'orch_user');
-      ALTER SYSTEM SET orch.enabled = off; SELECT pg_reload_conf()});
+      ALTER SYSTEM SET orch.enabled = off});
+reload_and_wait($node);
 as('alice', q{SELECT count(orch.create_process('flood-' || i, 'tick', schedule => '* * * * * *'))
               FROM generate_series(1, 1000) i});
 as('bob', q{SELECT orch.create_process('bob-ticks', 'tick', schedule => '* * * * * *')});
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1001 FROM orch.processes WHERE next_run_at <= now()}),
 	'all 1,001 ticks are due');
-sql(q{ALTER SYSTEM RESET orch.enabled; SELECT pg_reload_conf()});
+sql(q{ALTER SYSTEM RESET orch.enabled});
+reload_and_wait($node);
 ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM orch.runs WHERE process_id = 'bob-ticks'}),
 	"bob's tick fired");
 my $before_bob = sql(q{SELECT count(*) FROM orch.runs r WHERE r.process_id LIKE 'flood-%'

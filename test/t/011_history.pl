@@ -37,7 +37,7 @@ my $stats = sql(q{SELECT * FROM orch.task_stats ORDER BY type, task});
 my $latest = sql(q{SELECT string_agg(current_run_id::text, ',' ORDER BY id) FROM orch.processes});
 
 $node->append_conf('postgresql.conf', "orch.history_retention = '1s'\norch.events_retention = '1s'\norch.archive_directory = '$archive'\n");
-$node->reload;
+reload_and_wait($node);
 ok(wait_until(30, sub { sql(q{SELECT count(*) FROM orch.runs}) eq '2' }), 'the scheduler pruned the old runs by itself');
 is(sql(q{SELECT string_agg(id::text, ',' ORDER BY process_id) FROM orch.runs}), $latest, "each process's latest run is kept");
 is(sql(q{SELECT count(*) FROM orch.tasks WHERE run_id NOT IN (SELECT id FROM orch.runs)}), '0', 'no task of a pruned run is left');
@@ -96,7 +96,7 @@ is(sql(q{SELECT string_agg(row_count::text, ',') FROM orch.archives WHERE kind =
 sql(q{SELECT orch.define_process_type('stubborn', $$[{"name": "s", "shell": "trap '' TERM; sleep 60"}]$$);
       SELECT orch.create_process('st', 'stubborn')});
 $node->append_conf('postgresql.conf', "orch.kill_grace = '60s'\n");
-$node->reload;
+reload_and_wait($node);
 sql(q{SELECT orch.start('st')});
 ok(wait_until(10, sub { sql(q{SELECT status FROM orch.tasks WHERE process_id = 'st'}) eq 'RUNNING' }), 'the stubborn command runs');
 sql(q{SELECT orch.stop('st')});
@@ -107,27 +107,26 @@ is(sql(qq{SELECT r.status || ' ' || t.status FROM orch.runs r JOIN orch.tasks t 
 	'STOPPED RUNNING', 'its stopped run is kept while the command still runs');
 sql(q{SELECT orch.stop('st')});
 $node->append_conf('postgresql.conf', "orch.kill_grace = '1s'\n");
-$node->reload;
+reload_and_wait($node);
 
 # An archive directory the server cannot write: rows are kept, the log says why.
 my $closed = PostgreSQL::Test::Utils::tempdir();
 chmod 0500, $closed;
 $node->append_conf('postgresql.conf', "orch.archive_directory = '$closed'\n");
-$node->reload;
+reload_and_wait($node);
+my $offset = -s $node->logfile;
 for (1 .. 2) {
 	sql(q{SELECT orch.start('h1')});
 	sql(q{SELECT orch.wait('h1', '30 seconds')});
 }
-my $offset = -s $node->logfile;
-sleep 2;
+ok(wait_until(30, sub { slurp_file($node->logfile, $offset) =~ /pg_orch could not archive \d+ pruned tasks: .*Permission denied.*; they are kept/ }),
+	"the pruner's log says why");
 is(sql(q{SELECT (runs, tasks) FROM orch.prune_history()}), '(0,0)', 'orch.prune_history() prunes nothing it cannot archive');
 is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'h1'}), '3', 'the runs are kept');
-like(slurp_file($node->logfile, $offset), qr/pg_orch could not archive \d+ pruned tasks: .*Permission denied.*; they are kept/,
-	'the log says why');
 
 # No archive: the rest goes (the scheduler or orch.prune_history(), whichever comes first).
 $node->append_conf('postgresql.conf', "orch.archive_directory = ''\n");
-$node->reload;
+reload_and_wait($node);
 ok(wait_until(10, sub { sql(q{SHOW orch.archive_directory}) eq '' }), 'no archive');
 sql(q{SELECT orch.prune_history()});
 is(sql(q{SELECT count(*) FROM orch.runs WHERE process_id = 'h1'}), '1', 'without an archive, the rest went');

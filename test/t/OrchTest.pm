@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use Exporter 'import';
 
-our @EXPORT = qw(orch_node alive wait_until scheduler_pid);
+our @EXPORT = qw(orch_node alive wait_until scheduler_pid reload_and_wait);
 
 # A started node with pg_orch preloaded and created in "postgres".
 sub orch_node {
@@ -43,6 +43,29 @@ sub wait_until {
 		usleep(20_000);
 	}
 	return $check->() ? 1 : 0;
+}
+
+# Reloads the configuration and waits until every pg_orch worker has it:
+# until the postmaster has read it (a new session sees a later
+# pg_conf_load_time()) and so signalled the workers, and until no pruner
+# started before that is left. A pruner keeps the values of a batch it had
+# begun; and one forked just before the reload may never see it, since a
+# background worker ignores SIGHUP until it sets its handler.
+sub reload_and_wait {
+	my ($node) = @_;
+	my $before = $node->safe_psql('postgres', 'SELECT pg_conf_load_time()');
+	$node->reload;
+	my $loaded = '';
+	wait_until(30, sub {
+		$loaded = $node->safe_psql('postgres',
+			"SELECT pg_conf_load_time() FROM (SELECT) s WHERE pg_conf_load_time() > '$before'");
+		return $loaded ne '';
+	}) or die 'the server did not reload its configuration';
+	wait_until(60, sub {
+		$node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity
+		                              WHERE backend_type = 'pg_orch pruner' AND backend_start <= '$loaded'") eq '0';
+	}) or die 'a pruner started before the reload is still running';
+	return;
 }
 
 # The pid of the scheduler of a database ("postgres" if not given).
