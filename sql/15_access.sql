@@ -77,6 +77,23 @@ AS $$
                           WHERE g.type = type.name AND g.grantee = ANY (orch._identities()))))
 $$;
 
+-- The one error for a process type the caller may not use
+-- (orch._may_use_type). Like orch._refuse_process, it does not say whether
+-- the type exists; only admins are told that it does not.
+CREATE FUNCTION orch._refuse_type_use(type text, found boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT found AND orch._is_admin() THEN
+    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
+  END IF;
+  RAISE EXCEPTION 'permission denied for process type "%"', type
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+                 '(orch.grant_process_type), and by orch_admin.';
+END
+$$;
+
 -- The one error for a process the caller may not act on. It does not say
 -- whether the process exists; only admins are told that it does not.
 CREATE FUNCTION orch._refuse_process(id text, found boolean) RETURNS void

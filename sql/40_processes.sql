@@ -32,12 +32,8 @@ BEGIN
   IF FOUND AND orch._may_use_type(process_type) THEN  -- checked before the row is locked
     SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
   END IF;
-  IF NOT FOUND AND orch._is_admin() THEN
-    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
-  ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
-    RAISE EXCEPTION 'permission denied for process type "%"', type USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
-             '(orch.grant_process_type), and by orch_admin.';
+  IF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    PERFORM orch._refuse_type_use(type, FOUND);
   END IF;
   -- The input is fixed for the process's life: checked once that commands can
   -- get it as ORCH_INPUT_* variables.
@@ -351,10 +347,8 @@ DECLARE
   result orch.processes;
 BEGIN
   SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = proc.type FOR KEY SHARE;
-  IF NOT orch._may_use_type(process_type) THEN
-    RAISE EXCEPTION 'permission denied for process type "%"', proc.type USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
-             '(orch.grant_process_type), and by orch_admin.';
+  IF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    PERFORM orch._refuse_type_use(proc.type, FOUND);
   END IF;
   IF process_type.runs_os_commands THEN
     PERFORM orch._check_input_environment(proc.input_data);

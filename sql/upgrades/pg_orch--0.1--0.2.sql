@@ -184,8 +184,26 @@ BEGIN
 END
 $$;
 
+-- 15_access.sql:
+-- The one error for a process type the caller may not use
+-- (orch._may_use_type). Like orch._refuse_process, it does not say whether
+-- the type exists; only admins are told that it does not.
+CREATE FUNCTION orch._refuse_type_use(type text, found boolean) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT found AND orch._is_admin() THEN
+    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
+  END IF;
+  RAISE EXCEPTION 'permission denied for process type "%"', type
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
+                 '(orch.grant_process_type), and by orch_admin.';
+END
+$$;
+
 -- 40_processes.sql: substitution by kind; execution_name; the task count
--- and fan-out flag kept with the process.
+-- and fan-out flag kept with the process; the type refusal above.
 CREATE OR REPLACE FUNCTION orch._api_create_process(id text, type text, input_data jsonb, schedule text, timezone text,
                                          overlap text, misfire text)
 RETURNS orch.processes
@@ -219,12 +237,8 @@ BEGIN
   IF FOUND AND orch._may_use_type(process_type) THEN  -- checked before the row is locked
     SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = _api_create_process.type FOR KEY SHARE;
   END IF;
-  IF NOT FOUND AND orch._is_admin() THEN
-    RAISE EXCEPTION 'process type "%" does not exist', type USING ERRCODE = 'undefined_object';
-  ELSIF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
-    RAISE EXCEPTION 'permission denied for process type "%"', type USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
-             '(orch.grant_process_type), and by orch_admin.';
+  IF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    PERFORM orch._refuse_type_use(type, FOUND);
   END IF;
   -- The input is fixed for the process's life: checked once that commands can
   -- get it as ORCH_INPUT_* variables.
@@ -383,10 +397,8 @@ DECLARE
   result orch.processes;
 BEGIN
   SELECT * INTO process_type FROM orch.process_types pt WHERE pt.name = proc.type FOR KEY SHARE;
-  IF NOT orch._may_use_type(process_type) THEN
-    RAISE EXCEPTION 'permission denied for process type "%"', proc.type USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Process types are usable by their owner, by roles and owners they are granted to '
-             '(orch.grant_process_type), and by orch_admin.';
+  IF NOT FOUND OR NOT orch._may_use_type(process_type) THEN
+    PERFORM orch._refuse_type_use(proc.type, FOUND);
   END IF;
   IF process_type.runs_os_commands THEN
     PERFORM orch._check_input_environment(proc.input_data);
